@@ -1,0 +1,36 @@
+"""The Celery configuration flowrt's workers and clients share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from config.settings import Settings
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Celery settings for `settings`: JSON ids-only messages, late acks, one message at a time."""
+    transport_options: dict[str, Any] = {"visibility_timeout": settings.visibility_timeout_s}
+    if settings.embedded_broker:
+        # The in-memory transport polls; the default 1 s poll would add a second per step.
+        transport_options = {"polling_interval": 0.005}
+    return {
+        "broker_url": settings.broker_url,
+        "broker_transport_options": transport_options,
+        "broker_connection_retry_on_startup": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "task_ignore_result": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_default_queue": settings.queue,
+        "worker_prefetch_multiplier": 1,
+        # Steps of a live execution go back to the worker holding it, via its direct queue.
+        "worker_direct": True,
+        # Flow code runs in threads of the worker process that keeps it live between steps;
+        # a prefork pool would scatter consecutive steps over child processes.
+        "worker_pool": "threads",
+        "worker_concurrency": settings.worker_concurrency,
+        "worker_hijack_root_logger": False,
+        "task_send_sent_event": True,
+        "worker_send_task_events": True,
+    }

@@ -1,0 +1,35 @@
+"""Every default setting, with its unit; each is overridden by the FLOWRT_* variable of its name."""
+
+# Folder for the embedded database and the generated signing secret (FLOWRT_HOME).
+HOME = "~/.flowrt"
+
+# SQLAlchemy URL of the database (FLOWRT_DATABASE_URL). Empty: SQLite file in HOME.
+DATABASE_URL = ""
+
+# Celery broker URL (FLOWRT_BROKER_URL). memory:// is the embedded, in-process broker.
+BROKER_URL = "memory://localhost/"
+
+# Secret that signs savepoint blobs (FLOWRT_SECRET). Empty: a random one kept in HOME/secret.
+SECRET = ""
+
+# Seconds an execution may wait in worker memory before it is unloaded (FLOWRT_SLEEP_MAX_SECONDS).
+SLEEP_MAX_SECONDS = 60.0
+
+# Times one savepoint may be restored by its own flow before "restore loop" (FLOWRT_MAX_RESTORES).
+MAX_RESTORES = 25
+
+# Bytes a single Flow-API answer may take once serialised (FLOWRT_MAX_ANSWER_BYTES).
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
+
+# Live executions a worker process keeps in memory between steps (FLOWRT_LIVE_MAX).
+LIVE_MAX = 256
+
+# Steps one worker process runs at once, in threads (FLOWRT_WORKER_CONCURRENCY).
+WORKER_CONCURRENCY = 8
+
+# Seconds a Redis message may stay unacknowledged before Redis redelivers it
+# (FLOWRT_VISIBILITY_TIMEOUT_S); must be well above the longest Flow-API call.
+VISIBILITY_TIMEOUT_S = 3600
+
+# Name of the shared Celery queue every worker consumes (FLOWRT_QUEUE).
+QUEUE = "flowrt"

@@ -1,0 +1,107 @@
+"""Settings read once from the environment into a frozen dataclass."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from config import defaults
+
+PREFIX = "FLOWRT_"
+
+
+class SettingsError(ValueError):
+    """Raised when a FLOWRT_* variable holds a value that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything flowrt's edges need to wire a runtime, a worker or a client together."""
+
+    home: Path
+    database_url: str
+    broker_url: str
+    secret: bytes
+    sleep_max_seconds: float
+    max_restores: int
+    max_answer_bytes: int
+    live_max: int
+    worker_concurrency: int
+    visibility_timeout_s: int
+    queue: str
+
+    @property
+    def embedded_broker(self) -> bool:
+        """True when the broker lives inside this process (memory://) and no worker can share it."""
+        return self.broker_url.startswith("memory://")
+
+    def runtime_options(self) -> dict[str, Any]:
+        """The keyword arguments of `flowrt.options.Options` taken from these settings."""
+        return {
+            "secret": self.secret,
+            "sleep_max_s": self.sleep_max_seconds,
+            "max_restores": self.max_restores,
+            "max_answer_bytes": self.max_answer_bytes,
+            "live_max": self.live_max,
+        }
+
+
+def load(env: Mapping[str, str] | None = None) -> Settings:
+    """Read the settings from `env` (default: the process environment)."""
+    env = os.environ if env is None else env
+    home = Path(_text(env, "HOME", defaults.HOME)).expanduser()
+    database_url = _text(env, "DATABASE_URL", defaults.DATABASE_URL)
+    if not database_url:
+        database_url = f"sqlite:///{home / 'flowrt.db'}"
+    return Settings(
+        home=home,
+        database_url=database_url,
+        broker_url=_text(env, "BROKER_URL", defaults.BROKER_URL),
+        secret=_secret(env, home),
+        sleep_max_seconds=_number(env, "SLEEP_MAX_SECONDS", defaults.SLEEP_MAX_SECONDS, float),
+        max_restores=_number(env, "MAX_RESTORES", defaults.MAX_RESTORES, int),
+        max_answer_bytes=_number(env, "MAX_ANSWER_BYTES", defaults.MAX_ANSWER_BYTES, int),
+        live_max=_number(env, "LIVE_MAX", defaults.LIVE_MAX, int),
+        worker_concurrency=_number(env, "WORKER_CONCURRENCY", defaults.WORKER_CONCURRENCY, int),
+        visibility_timeout_s=_number(
+            env, "VISIBILITY_TIMEOUT_S", defaults.VISIBILITY_TIMEOUT_S, int
+        ),
+        queue=_text(env, "QUEUE", defaults.QUEUE),
+    )
+
+
+def _text(env: Mapping[str, str], name: str, default: str) -> str:
+    return env.get(PREFIX + name, default).strip()
+
+
+def _number(env: Mapping[str, str], name: str, default: Any, kind: type) -> Any:
+    raw = env.get(PREFIX + name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise SettingsError(
+            f"{PREFIX}{name}={raw!r} is not a valid {kind.__name__}; "
+            f"set it to a number such as {default!r} or unset it"
+        ) from None
+    if value < 0:
+        raise SettingsError(f"{PREFIX}{name}={raw!r} must not be negative")
+    return value
+
+
+def _secret(env: Mapping[str, str], home: Path) -> bytes:
+    given = _text(env, "SECRET", defaults.SECRET)
+    if given:
+        return given.encode()
+    path = home / "secret"
+    if not path.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()

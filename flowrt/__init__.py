@@ -1,0 +1,30 @@
+"""flowrt: durable execution for Python automation scripts, with restorable savepoints."""
+
+from flowrt.client import Client, Handle, default_client, get, shutdown, start
+from flowrt.errors import (
+    DeterminismError,
+    FlowApiError,
+    FlowrtError,
+    RestoreLoopError,
+    SavepointNotFoundError,
+    ScriptError,
+)
+from flowrt.status import Status
+
+__all__ = [
+    # entry points
+    "Client",
+    "Handle",
+    "default_client",
+    "get",
+    "shutdown",
+    "start",
+    # statuses and errors
+    "DeterminismError",
+    "FlowApiError",
+    "FlowrtError",
+    "RestoreLoopError",
+    "SavepointNotFoundError",
+    "ScriptError",
+    "Status",
+]

@@ -1,0 +1,80 @@
+"""The live executions one worker process keeps in memory between steps."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+from flowrt.live import LiveExecution
+
+
+class LiveCache:
+    """At most `capacity` parked executions, least recently stepped evicted first.
+
+    An execution being stepped is taken out, so no two threads step it at once.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._parked: OrderedDict[str, LiveExecution] = OrderedDict()
+        self._busy: set[str] = set()
+        self._lock = threading.Lock()
+
+    def take(self, execution_id: str, version: int) -> tuple[LiveExecution | None, bool]:
+        """Claim the execution for a step at `version`.
+
+        Returns `(live, claimed)`: `claimed` is False when another thread of this process is
+        stepping it already; `live` is the parked execution if it is at `version`, else None.
+        """
+        stale = None
+        with self._lock:
+            if execution_id in self._busy:
+                return None, False
+            live = self._parked.get(execution_id)
+            if live is not None and live.alive and live.version > version:
+                return None, False  # the message is older than what this worker committed
+            self._busy.add(execution_id)
+            if live is not None:
+                del self._parked[execution_id]
+                if live.version != version or not live.alive:
+                    stale, live = live, None
+        if stale is not None:
+            stale.close()
+        return live, True
+
+    def put(self, live: LiveExecution) -> bool:
+        """Park `live` after a step; False if it was evicted at once (capacity 0)."""
+        evicted = []
+        with self._lock:
+            self._busy.discard(live.execution_id)
+            self._parked[live.execution_id] = live
+            while len(self._parked) > self.capacity:
+                evicted.append(self._parked.popitem(last=False)[1])
+        for old in evicted:
+            old.close()
+        return live not in evicted
+
+    def discard(self, execution_id: str) -> None:
+        """Forget the execution after a failed step, unloading it if it was parked."""
+        with self._lock:
+            self._busy.discard(execution_id)
+            live = self._parked.pop(execution_id, None)
+        if live is not None:
+            live.close()
+
+    def release(self, execution_id: str) -> None:
+        """End a step that parks nothing (the execution ended, waits long, or lost its fence)."""
+        with self._lock:
+            self._busy.discard(execution_id)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._parked)
+
+    def clear(self) -> None:
+        """Unload every parked execution."""
+        with self._lock:
+            parked = list(self._parked.values())
+            self._parked.clear()
+        for live in parked:
+            live.close()

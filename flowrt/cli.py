@@ -1,0 +1,375 @@
+"""The `flowrt` command: run and start flows, list executions and savepoints, restore them."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+import click
+
+from flowrt.client import Client, Handle, default_client
+from flowrt.errors import FlowrtError
+from flowrt.status import Status
+from flowrt.storage import SavepointRecord
+
+
+def main() -> None:
+    """Entry point: run the CLI, turning flowrt errors into one clear line and exit code 2."""
+    try:
+        cli(standalone_mode=True)
+    except FlowrtError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
+
+
+def _client() -> Client:
+    return default_client()
+
+
+def _parse_inputs(pairs: tuple[str, ...]) -> dict[str, Any]:
+    inputs: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--input")
+        try:
+            inputs[key] = json.loads(raw)
+        except ValueError:
+            inputs[key] = raw
+    return inputs
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, default=_json_default, indent=2))
+
+
+def _savepoint_line(sp: SavepointRecord) -> str:
+    name = f"  name={sp.name}" if sp.name else ""
+    restored = f"  restored={sp.restored}" if sp.restored else ""
+    return f"#{sp.seq:<5} {sp.call:<14} line {sp.line:<5}{name}{restored}"
+
+
+@click.group()
+def cli() -> None:
+    """Durable executions with restorable savepoints.
+
+    Settings come from FLOWRT_* variables (FLOWRT_DATABASE_URL, FLOWRT_BROKER_URL, ...).
+    """
+
+
+# --- running ---------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("flow")
+@click.option(
+    "--input", "-i", "pairs", multiple=True, help="KEY=VALUE (VALUE parsed as JSON if it can be)."
+)
+@click.option(
+    "--timeout", "timeout_s", default=3600.0, show_default=True, help="Seconds to wait for the end."
+)
+def run(flow: str, pairs: tuple[str, ...], timeout_s: float) -> None:
+    """Run FLOW (file or registered name) with an in-process worker, printing its savepoints.
+
+    Exits 0 only when the execution ends ENDED_SUCCESS.
+    """
+    client = _client()
+    client.ensure_worker()
+    handle = client.start(flow, _parse_inputs(pairs))
+    click.echo(f"execution {handle.id}")
+    seen: set[str] = set()
+    deadline = time.monotonic() + timeout_s
+    while True:
+        record = handle.record()
+        for sp in handle.savepoints():
+            if sp.id not in seen:
+                seen.add(sp.id)
+                click.echo(f"  savepoint {_savepoint_line(sp)}")
+        if record.status.ended:
+            break
+        if time.monotonic() > deadline:
+            click.echo(f"still {record.status.value} after {timeout_s} s", err=True)
+            sys.exit(1)
+        time.sleep(0.02)
+    _print_end(handle)
+    client.close()
+    sys.exit(0 if record.status is Status.ENDED_SUCCESS else 1)
+
+
+def _print_end(handle: Handle) -> None:
+    record = handle.record()
+    click.echo(f"status   {record.status.value}")
+    if record.message:
+        click.echo(f"message  {record.message}")
+    click.echo(f"outputs  {json.dumps(record.outputs, default=_json_default)}")
+    if record.error and record.status is Status.ENDED_ERROR:
+        click.echo(record.error.rstrip(), err=True)
+
+
+@cli.command()
+@click.argument("flow")
+@click.option(
+    "--input", "-i", "pairs", multiple=True, help="KEY=VALUE (VALUE parsed as JSON if it can be)."
+)
+def start(flow: str, pairs: tuple[str, ...]) -> None:
+    """Enqueue FLOW on the configured broker for the workers; print the execution id."""
+    client = _client()
+    if client.settings.embedded_broker:
+        raise click.UsageError(
+            "FLOWRT_BROKER_URL is memory:// (in-process), so no worker could take this "
+            "execution; set FLOWRT_BROKER_URL=redis://... or use `flowrt run`"
+        )
+    click.echo(client.start(flow, _parse_inputs(pairs)).id)
+
+
+# --- looking -----------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--status", type=click.Choice([s.value for s in Status]), default=None)
+@click.option("--limit", default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def executions(status: str | None, limit: int, as_json: bool) -> None:
+    """List executions, newest first."""
+    records = _client().list_executions(limit, Status(status) if status else None)
+    if as_json:
+        _echo_json([_execution_dict(r) for r in records])
+        return
+    for r in records:
+        click.echo(
+            f"{r.id}  {r.status.value:<15} {r.flow_name:<20} {r.created_at:%Y-%m-%d %H:%M:%S}"
+        )
+
+
+def _execution_dict(record: Any) -> dict[str, Any]:
+    data = asdict(record)
+    data.pop("source")
+    data["status"] = record.status.value
+    return data
+
+
+@cli.command()
+@click.argument("execution_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def show(execution_id: str, as_json: bool) -> None:
+    """Show one execution: status, outputs, where it is loaded, its error."""
+    record = _client().get(execution_id).record()
+    data = _execution_dict(record)
+    if as_json:
+        _echo_json(data)
+        return
+    for key, value in data.items():
+        if key == "error" and value:
+            click.echo("error    |\n" + "\n".join("  " + line for line in str(value).splitlines()))
+        elif value is not None:
+            shown = json.dumps(value, default=_json_default) if isinstance(value, dict) else value
+            click.echo(f"{key:<12} {shown}")
+
+
+@cli.command()
+@click.argument("execution_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def savepoints(execution_id: str, as_json: bool) -> None:
+    """List an execution's savepoints with the variables at each."""
+    handle = _client().get(execution_id)
+    head = handle.record().head_id
+    rows = handle.savepoints()
+    if as_json:
+        _echo_json(
+            [
+                {
+                    **{k: v for k, v in asdict(sp).items() if k not in ("answer", "digest")},
+                    "head": sp.id == head,
+                }
+                for sp in rows
+            ]
+        )
+        return
+    if not rows:
+        click.echo("no savepoints (archived, or not started yet)")
+    for sp in rows:
+        mark = "*" if sp.id == head else " "
+        click.echo(f"{mark}{_savepoint_line(sp)}  {sp.created_at:%H:%M:%S.%f}  {sp.id}")
+        for key, value in (sp.variables or {}).items():
+            click.echo(f"        {key} = {value}")
+
+
+@cli.command()
+@click.argument("execution_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def logs(execution_id: str, as_json: bool) -> None:
+    """Print an execution's log."""
+    rows = _client().get(execution_id).logs()
+    if as_json:
+        _echo_json([asdict(r) for r in rows])
+        return
+    for r in rows:
+        click.echo(f"{r.created_at:%H:%M:%S}  #{r.seq:<5} line {r.line:<4} {r.message}")
+
+
+# --- changing -----------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("execution_id")
+@click.argument("ref")
+@click.option("--by", type=click.Choice(["id", "name"]), default="id", show_default=True)
+@click.option(
+    "--wait/--no-wait", default=None, help="Wait for the end (default: only on memory://)."
+)
+def restore(execution_id: str, ref: str, by: str, wait: bool | None) -> None:
+    """Restore EXECUTION_ID to savepoint REF and let it run again from there."""
+    client = _client()
+    handle = client.get(execution_id).restore(ref, by)
+    click.echo(f"restored {execution_id} to {by} {ref}")
+    if wait if wait is not None else client.settings.embedded_broker:
+        handle.wait(3600)
+        _print_end(handle)
+
+
+@cli.command()
+@click.argument("execution_id")
+def archive(execution_id: str) -> None:
+    """Delete an ended execution's savepoints (status, outputs and logs stay)."""
+    _client().get(execution_id).archive()
+    click.echo(f"archived {execution_id}")
+
+
+# --- named objects -----------------------------------------------------------------------------
+
+
+@cli.group()
+def connector() -> None:
+    """Configure connectors."""
+
+
+@connector.command("set")
+@click.argument("name")
+@click.option("--type", "type_", type=click.Choice(["sql", "rest"]), required=True)
+@click.option("--url", help="sql: SQLAlchemy URL.")
+@click.option("--base-url", help="rest: base URL.")
+@click.option("--header", "headers", multiple=True, help="rest: KEY=VALUE sent on every call.")
+@click.option("--timeout", "timeout_s", type=float, help="rest: seconds per call.")
+def connector_set(
+    name: str,
+    type_: str,
+    url: str | None,
+    base_url: str | None,
+    headers: tuple[str, ...],
+    timeout_s: float | None,
+) -> None:
+    """Create or replace connector NAME."""
+    options: dict[str, Any] = {"url": url, "base_url": base_url, "timeout_s": timeout_s}
+    if headers:
+        options["headers"] = {k: str(v) for k, v in _parse_inputs(headers).items()}
+    _client().set_connector(name, type_, **{k: v for k, v in options.items() if v is not None})
+    click.echo(f"connector {name} ({type_}) saved")
+
+
+@connector.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def connector_list(as_json: bool) -> None:
+    """List connectors."""
+    _list_named("connector", as_json)
+
+
+@connector.command("delete")
+@click.argument("name")
+def connector_delete(name: str) -> None:
+    """Delete connector NAME."""
+    _delete_named("connector", name)
+
+
+@cli.group()
+def flow() -> None:
+    """Register flows by name."""
+
+
+@flow.command("set")
+@click.argument("name")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def flow_set(name: str, path: str) -> None:
+    """Store the flow file PATH as NAME."""
+    _client().register_flow(name, path)
+    click.echo(f"flow {name} saved")
+
+
+@flow.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def flow_list(as_json: bool) -> None:
+    """List registered flows."""
+    _list_named("flow", as_json)
+
+
+@cli.group()
+def setting() -> None:
+    """Read and write settings."""
+
+
+@setting.command("set")
+@click.argument("name")
+@click.argument("value")
+def setting_set(name: str, value: str) -> None:
+    """Set NAME to VALUE (parsed as JSON if it can be)."""
+    _client().set_setting(name, _parse_inputs((f"v={value}",))["v"])
+    click.echo(f"setting {name} saved")
+
+
+@setting.command("get")
+@click.argument("name")
+def setting_get(name: str) -> None:
+    """Print the value of setting NAME as JSON."""
+    click.echo(json.dumps(_client().get_setting(name)))
+
+
+@setting.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def setting_list(as_json: bool) -> None:
+    """List settings."""
+    _list_named("setting", as_json)
+
+
+def _list_named(kind: str, as_json: bool) -> None:
+    rows = _client().list_named(kind)
+    if as_json:
+        _echo_json([{"name": r.name, "value": r.value, "updated_at": r.updated_at} for r in rows])
+        return
+    for r in rows:
+        value = r.value if kind != "flow" else f"{len(r.value['source'])} characters"
+        click.echo(f"{r.name:<24} {json.dumps(value, default=_json_default)}")
+
+
+def _delete_named(kind: str, name: str) -> None:
+    if not _client().delete_named(kind, name):
+        raise click.ClickException(f"no {kind} named {name!r}")
+    click.echo(f"{kind} {name} deleted")
+
+
+@cli.group()
+def db() -> None:
+    """Manage the database schema."""
+
+
+@db.command()
+def upgrade() -> None:
+    """Create or migrate the schema of FLOWRT_DATABASE_URL to this version."""
+    from config import load
+    from flowrt.storage import migrate
+    from flowrt.storage.sql import create_engine
+
+    engine = create_engine(load().database_url)
+    migrate.upgrade(engine)
+    click.echo(f"database at revision {migrate.current_revision(engine)}")
+    engine.dispose()

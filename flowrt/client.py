@@ -1,0 +1,206 @@
+"""The Python entry points: start flows, look at executions and their savepoints, restore them."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import config
+from flowrt.connectors import check_config
+from flowrt.connectors.base import KIND as CONNECTOR
+from flowrt.embedded import EmbeddedWorker
+from flowrt.errors import FlowNotFoundError, ScriptError
+from flowrt.options import Options
+from flowrt.runtime import Runtime
+from flowrt.status import Status
+from flowrt.storage import ExecutionRecord, LogRecord, NamedRecord, SavepointRecord, open_store
+
+FLOW = "flow"
+SETTING = "setting"
+
+
+class Client:
+    """flowrt as seen from outside the workers, for one set of settings."""
+
+    def __init__(self, settings: config.Settings) -> None:
+        from tasks import CeleryDispatcher, create_app  # the edge that wires Celery in
+
+        self.settings = settings
+        self.app = create_app(settings)
+        self.store = open_store(settings.database_url)
+        self.runtime = Runtime(
+            self.store, Options(**settings.runtime_options()), CeleryDispatcher(self.app)
+        )
+        self._worker: EmbeddedWorker | None = None
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Stop the in-process worker, if any, and release connections."""
+        with self._lock:
+            if self._worker is not None:
+                self._worker.stop()
+                self._worker = None
+        self.runtime.close()
+        self.store.close()
+
+    def ensure_worker(self) -> None:
+        """Run steps in this process too (always so on the embedded memory:// broker)."""
+        with self._lock:
+            if self._worker is None:
+                self._worker = EmbeddedWorker(self.app, self.settings.worker_concurrency)
+
+    # --- executions --------------------------------------------------------------------------
+
+    def start(self, flow: str, inputs: dict[str, Any] | None = None) -> Handle:
+        """Start the flow `flow` (a file path or a registered name) and return its handle."""
+        name, source = self.resolve_flow(flow)
+        if self.settings.embedded_broker:
+            self.ensure_worker()
+        record = self.runtime.start(name, source, inputs)
+        return Handle(self, record.id)
+
+    def get(self, execution_id: str) -> Handle:
+        """The handle of an existing execution; raises `ExecutionNotFoundError`."""
+        return Handle(self, self.store.get_execution(execution_id).id)
+
+    def resolve_flow(self, flow: str) -> tuple[str, str]:
+        """`(name, source)` of a flow file or registered flow."""
+        path = Path(flow)
+        if path.suffix == ".py" or path.is_file():
+            if not path.is_file():
+                raise FlowNotFoundError(flow)
+            return path.stem, path.read_text()
+        record = self.store.get_named(FLOW, flow)
+        if record is None:
+            raise FlowNotFoundError(flow)
+        return flow, str(record.value["source"])
+
+    def list_executions(
+        self, limit: int = 50, status: Status | None = None
+    ) -> list[ExecutionRecord]:
+        """Newest executions first."""
+        return self.store.list_executions(limit, status)
+
+    # --- named objects -----------------------------------------------------------------------
+
+    def set_connector(self, name: str, type: str, **config: Any) -> None:
+        """Create or replace connector `name`: `type='sql', url=...` or `'rest', base_url=...`."""
+        self.store.put_named(CONNECTOR, name, check_config(type, config))
+
+    def register_flow(self, name: str, path: str | Path) -> None:
+        """Store the flow file at `path` under `name`, so `start(name)` and children find it."""
+        source = Path(path).read_text()
+        from flowrt.script import FlowScript
+
+        FlowScript.compile(name, source)
+        self.store.put_named(FLOW, name, {"source": source})
+
+    def set_setting(self, name: str, value: Any) -> None:
+        """Create or replace the setting `name` (any JSON value)."""
+        self.store.put_named(SETTING, name, value)
+
+    def get_setting(self, name: str) -> Any:
+        """The value of the setting `name`, or None if there is none."""
+        record = self.store.get_named(SETTING, name)
+        return None if record is None else record.value
+
+    def list_named(self, kind: str) -> list[NamedRecord]:
+        """Connectors, flows, settings or files, by name."""
+        return self.store.list_named(kind)
+
+    def delete_named(self, kind: str, name: str) -> bool:
+        """Delete a connector, flow, setting or file."""
+        return self.store.delete_named(kind, name)
+
+
+@dataclass(frozen=True)
+class Handle:
+    """An execution, seen from outside; every property reads its current state."""
+
+    client: Client
+    id: str
+
+    def record(self) -> ExecutionRecord:
+        """The execution's row as stored now."""
+        return self.client.store.get_execution(self.id)
+
+    @property
+    def status(self) -> Status:
+        """Its status now."""
+        return self.record().status
+
+    @property
+    def outputs(self) -> dict[str, Any]:
+        """Its output_value now."""
+        return self.record().outputs
+
+    def wait(self, timeout_s: float = 60.0) -> Handle:
+        """Block until the execution has ended; raises `TimeoutError` after `timeout_s`."""
+        deadline, pause_s = time.monotonic() + timeout_s, 0.005
+        while not self.status.ended:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"execution {self.id} is still {self.status.value} after {timeout_s} s; "
+                    "is a worker running (`celery -A tasks worker`)?"
+                )
+            time.sleep(pause_s)
+            pause_s = min(pause_s * 2, 0.1)
+        return self
+
+    def savepoints(self) -> list[SavepointRecord]:
+        """All its savepoints, every branch, in the order they were made."""
+        return self.client.store.list_savepoints(self.id)
+
+    def restore(self, ref: str, by: str = "id") -> Handle:
+        """Restore it to savepoint `ref` (by `'id'` or `'name'`) and let it run from there."""
+        if self.client.settings.embedded_broker:
+            self.client.ensure_worker()
+        self.client.runtime.restore(self.id, ref, by)
+        return self
+
+    def archive(self) -> Handle:
+        """Delete its savepoints; status, outputs and logs stay."""
+        self.client.runtime.archive(self.id)
+        return self
+
+    def logs(self) -> list[LogRecord]:
+        """Its log lines, oldest first."""
+        return self.client.store.list_logs(self.id)
+
+
+_clients: dict[config.Settings, Client] = {}
+_clients_lock = threading.Lock()
+
+
+def default_client() -> Client:
+    """The client for the current FLOWRT_* environment."""
+    settings = config.load()
+    with _clients_lock:
+        if settings not in _clients:
+            _clients[settings] = Client(settings)
+        return _clients[settings]
+
+
+def start(flow: str, inputs: dict[str, Any] | None = None) -> Handle:
+    """Start `flow` (a .py path or a registered flow name) with `inputs`; returns its handle."""
+    return default_client().start(flow, inputs)
+
+
+def get(execution_id: str) -> Handle:
+    """The handle of the execution `execution_id`."""
+    return default_client().get(execution_id)
+
+
+def shutdown() -> None:
+    """Stop in-process workers and close every client (tests and embedding programs)."""
+    with _clients_lock:
+        clients = list(_clients.values())
+        _clients.clear()
+    for client in clients:
+        client.close()
+
+
+__all__ = ["Client", "Handle", "ScriptError", "default_client", "get", "shutdown", "start"]

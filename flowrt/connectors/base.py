@@ -1,0 +1,101 @@
+"""The connector base class and the per-process registry of configured connectors."""
+
+from __future__ import annotations
+
+import abc
+import threading
+from typing import Any, ClassVar
+
+from flowrt.errors import ConnectorError, ConnectorNotFoundError, InvalidCallError
+from flowrt.storage.base import Store
+
+KIND = "connector"
+
+
+class Connector(abc.ABC):
+    """A configured connection to one outside system; one instance serves many calls."""
+
+    type_name: ClassVar[str]
+    required: ClassVar[tuple[str, ...]] = ()
+    optional: ClassVar[tuple[str, ...]] = ()
+    call_params: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, name: str, config: dict[str, Any]) -> None:
+        self.name, self.config = name, config
+
+    @abc.abstractmethod
+    def call(self, params: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+        """Perform one call; returns the output dict the flow reads as `output_value`."""
+
+    def close(self) -> None:  # noqa: B027 - most connectors hold nothing to release
+        """Release pooled connections."""
+
+    def check_params(self, params: dict[str, Any]) -> None:
+        """Raise `InvalidCallError` for a parameter this connector does not take."""
+        unknown = sorted(set(params) - set(self.call_params))
+        if unknown:
+            raise InvalidCallError(
+                f"connector {self.name!r} ({self.type_name}) takes no parameter "
+                f"{', '.join(map(repr, unknown))}; it takes {', '.join(self.call_params)}"
+            )
+
+
+def connector_types() -> dict[str, type[Connector]]:
+    """Connector classes by type name."""
+    from flowrt.connectors.rest import RestConnector
+    from flowrt.connectors.sql import SqlConnector
+
+    return {cls.type_name: cls for cls in (SqlConnector, RestConnector)}
+
+
+def check_config(type_name: str, config: dict[str, Any]) -> dict[str, Any]:
+    """Validate a connector configuration; raises `ConnectorError` saying what to fix."""
+    types = connector_types()
+    if type_name not in types:
+        raise ConnectorError(
+            f"unknown connector type {type_name!r}; use one of {', '.join(sorted(types))}"
+        )
+    cls = types[type_name]
+    missing = [key for key in cls.required if not config.get(key)]
+    unknown = sorted(set(config) - set(cls.required) - set(cls.optional))
+    if missing:
+        raise ConnectorError(f"a {type_name} connector needs {', '.join(missing)}")
+    if unknown:
+        raise ConnectorError(
+            f"a {type_name} connector takes no {', '.join(unknown)}; "
+            f"it takes {', '.join(cls.required + cls.optional)}"
+        )
+    return {"type": type_name, **config}
+
+
+class Connectors:
+    """The connectors of one process, built from their stored configuration on first use."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._built: dict[str, tuple[dict[str, Any], Connector]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> Connector:
+        """The connector `name` as currently configured; raises `ConnectorNotFoundError`."""
+        record = self._store.get_named(KIND, name)
+        if record is None:
+            raise ConnectorNotFoundError(name)
+        config = dict(record.value)
+        with self._lock:
+            known = self._built.get(name)
+            if known is not None and known[0] == config:
+                return known[1]
+            type_name = config.pop("type")
+            connector = connector_types()[type_name](name, config)
+            if known is not None:
+                known[1].close()
+            self._built[name] = ({"type": type_name, **config}, connector)
+            return connector
+
+    def close(self) -> None:
+        """Close every built connector."""
+        with self._lock:
+            for _, connector in self._built.values():
+                connector.close()
+            self._built.clear()

@@ -1,0 +1,66 @@
+"""The REST connector: HTTP calls with httpx against a configured base URL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from flowrt.connectors.base import Connector
+from flowrt.errors import ConnectorError, HttpStatusError
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+class RestConnector(Connector):
+    """`connect(name, method=, path=, json=, params=, headers=, data=)` returns
+    `{'status_code', 'headers', 'json', 'text'}`; a status of 400 or above raises
+    `HttpStatusError` unless the call passes `raise_for_status=False`.
+    """
+
+    type_name = "rest"
+    required = ("base_url",)
+    optional = ("headers", "timeout_s")
+    call_params = ("method", "path", "json", "params", "headers", "data", "raise_for_status")
+
+    def __init__(self, name: str, config: dict[str, Any]) -> None:
+        super().__init__(name, config)
+        self._client = httpx.Client(
+            base_url=config["base_url"],
+            headers=config.get("headers") or {},
+            timeout=float(config.get("timeout_s") or 30.0),
+        )
+
+    def call(self, params: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+        self.check_params(params)
+        method = str(params.get("method", "get")).upper()
+        headers = {IDEMPOTENCY_HEADER: idempotency_key, **(params.get("headers") or {})}
+        try:
+            response = self._client.request(
+                method,
+                params.get("path", ""),
+                json=params.get("json"),
+                params=params.get("params"),
+                data=params.get("data"),
+                headers=headers,
+            )
+        except httpx.HTTPError as exc:
+            where = f"{self.config['base_url']}{params.get('path', '')}"
+            raise ConnectorError(
+                f"connector {self.name!r}: {method} {where}: {type(exc).__name__}: {exc}"
+            ) from None
+        if response.status_code >= 400 and params.get("raise_for_status", True):
+            raise HttpStatusError(method, str(response.url), response.status_code, response.text)
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        return {
+            "status_code": response.status_code,
+            "headers": dict(response.headers),
+            "json": body,
+            "text": response.text,
+        }
+
+    def close(self) -> None:
+        self._client.close()

@@ -1,0 +1,48 @@
+"""The SQL connector: any database SQLAlchemy reaches by URL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from flowrt.connectors.base import Connector
+from flowrt.errors import ConnectorError, InvalidCallError
+
+
+class SqlConnector(Connector):
+    """`connect(name, fetch=SQL)` returns `{'result': rows}`; `execute=SQL` returns a rowcount.
+
+    `params=` binds named parameters (`:name` in the SQL).
+    """
+
+    type_name = "sql"
+    required = ("url",)
+    call_params = ("fetch", "execute", "params")
+
+    def __init__(self, name: str, config: dict[str, Any]) -> None:
+        super().__init__(name, config)
+        self._engine = sa.create_engine(config["url"], pool_pre_ping=True)
+
+    def call(self, params: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+        self.check_params(params)
+        fetch, execute = params.get("fetch"), params.get("execute")
+        if (fetch is None) == (execute is None):
+            raise InvalidCallError(
+                f"connect({self.name!r}) needs exactly one of fetch='SELECT ...' or "
+                "execute='INSERT/UPDATE ...'"
+            )
+        binds = params.get("params") or {}
+        try:
+            with self._engine.begin() as conn:
+                result = conn.execute(sa.text(fetch or execute), binds)
+                if fetch is not None:
+                    return {"result": [dict(row._mapping) for row in result]}
+                return {"result": None, "rowcount": result.rowcount}
+        except sa.exc.SQLAlchemyError as exc:
+            raise ConnectorError(
+                f"connector {self.name!r}: {type(exc.orig or exc).__name__}: {exc.orig or exc}"
+            ) from None
+
+    def close(self) -> None:
+        self._engine.dispose()

@@ -1,0 +1,291 @@
+"""Every error flowrt raises, under one root, and the signals that end or unwind a flow."""
+
+from __future__ import annotations
+
+
+class FlowrtError(Exception):
+    """Raised for any failure flowrt itself reports; the root of every flowrt error."""
+
+
+# --- configuration -------------------------------------------------------------------------
+
+
+class ConfigurationError(FlowrtError):
+    """Raised when flowrt is set up in a way it cannot work with."""
+
+
+# --- scripts ---------------------------------------------------------------------------------
+
+
+class ScriptError(FlowrtError):
+    """Raised when a flow script cannot be started: it does not compile or has no handler."""
+
+    def __init__(self, flow: str, problem: str, line: int | None = None) -> None:
+        super().__init__(flow, problem, line)
+        self.flow, self.problem, self.line = flow, problem, line
+
+    def __str__(self) -> str:
+        where = f" (line {self.line})" if self.line else ""
+        return f"flow {self.flow!r} cannot start{where}: {self.problem}"
+
+
+class FlowNotFoundError(FlowrtError):
+    """Raised when a flow is neither a readable file nor the name of a registered flow."""
+
+    def __init__(self, ref: str) -> None:
+        super().__init__(ref)
+        self.ref = ref
+
+    def __str__(self) -> str:
+        return (
+            f"no flow {self.ref!r}: it is neither a file nor a registered flow; "
+            "give a path to a .py file or register it with `flowrt flow set NAME FILE`"
+        )
+
+
+# --- storage -----------------------------------------------------------------------------------
+
+
+class StorageError(FlowrtError):
+    """Raised when the database refuses or lacks something flowrt needs."""
+
+
+class SchemaError(StorageError):
+    """Raised when the database schema is missing or older than this flowrt."""
+
+    def __init__(self, url: str, found: str | None, wanted: str) -> None:
+        super().__init__(url, found, wanted)
+        self.url, self.found, self.wanted = url, found, wanted
+
+    def __str__(self) -> str:
+        return (
+            f"database {self.url} is at schema revision {self.found or 'none'}, this flowrt "
+            f"needs {self.wanted}; run `flowrt db upgrade`"
+        )
+
+
+class ExecutionNotFoundError(StorageError):
+    """Raised when no execution has the given id."""
+
+    def __init__(self, execution_id: str) -> None:
+        super().__init__(execution_id)
+        self.execution_id = execution_id
+
+    def __str__(self) -> str:
+        return f"no execution {self.execution_id!r}; `flowrt executions` lists them"
+
+
+class NotFoundError(StorageError):
+    """Raised when a named connector, setting, file or flow does not exist."""
+
+    def __init__(self, kind: str, name: str, hint: str = "") -> None:
+        super().__init__(kind, name, hint)
+        self.kind, self.name, self.hint = kind, name, hint
+
+    def __str__(self) -> str:
+        return f"no {self.kind} named {self.name!r}" + (f"; {self.hint}" if self.hint else "")
+
+
+class InvalidStateError(StorageError):
+    """Raised when an execution's status does not allow the operation asked for."""
+
+    def __init__(self, execution_id: str, status: str, operation: str, allowed: str) -> None:
+        super().__init__(execution_id, status, operation, allowed)
+        self.execution_id, self.status = execution_id, status
+        self.operation, self.allowed = operation, allowed
+
+    def __str__(self) -> str:
+        return (
+            f"cannot {self.operation} execution {self.execution_id}: it is {self.status}, "
+            f"and only {self.allowed} executions allow it"
+        )
+
+
+# --- savepoints ---------------------------------------------------------------------------------
+
+
+class SavepointError(FlowrtError):
+    """Raised when a savepoint cannot be found, trusted or restored."""
+
+
+class SavepointNotFoundError(SavepointError):
+    """Raised when a restore names a savepoint the execution does not have."""
+
+    def __init__(self, execution_id: str, ref: str, by: str) -> None:
+        super().__init__(execution_id, ref, by)
+        self.execution_id, self.ref, self.by = execution_id, ref, by
+
+    def __str__(self) -> str:
+        scope = "on its current timeline" if self.by == "name" else ""
+        return (
+            f"execution {self.execution_id} has no savepoint with {self.by} {self.ref!r} "
+            f"{scope}".rstrip()
+            + "; `flowrt savepoints ID` lists them"
+        )
+
+
+class ForeignSavepointError(SavepointError):
+    """Raised when a restore names a savepoint that belongs to another execution."""
+
+    def __init__(self, execution_id: str, savepoint_id: str, owner_id: str) -> None:
+        super().__init__(execution_id, savepoint_id, owner_id)
+        self.execution_id, self.savepoint_id, self.owner_id = execution_id, savepoint_id, owner_id
+
+    def __str__(self) -> str:
+        return (
+            f"savepoint {self.savepoint_id} belongs to execution {self.owner_id}, not to "
+            f"{self.execution_id}; an execution can only be restored to its own savepoints"
+        )
+
+
+class RestoreLoopError(SavepointError):
+    """Raised when a flow restores the same savepoint more often than `max_restores` allows."""
+
+    def __init__(self, savepoint_id: str, name: str | None, restored: int, limit: int) -> None:
+        super().__init__(savepoint_id, name, restored, limit)
+        self.savepoint_id, self.name, self.restored, self.limit = (
+            savepoint_id,
+            name,
+            restored,
+            limit,
+        )
+
+    def __str__(self) -> str:
+        label = f" {self.name!r}" if self.name else ""
+        return (
+            f"restore loop: savepoint{label} ({self.savepoint_id}) was already restored "
+            f"{self.restored} times, the limit is {self.limit} (FLOWRT_MAX_RESTORES); "
+            "read `.restored` of the object save_dump returns to stop retrying"
+        )
+
+
+class TamperedSavepointError(SavepointError):
+    """Raised when a stored blob's signature does not match: it is refused, never unpickled."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
+
+    def __str__(self) -> str:
+        return (
+            f"{self.what} failed its signature check and was not loaded: it was altered in the "
+            "database or written with another FLOWRT_SECRET"
+        )
+
+
+# --- replay -------------------------------------------------------------------------------------
+
+
+class ReplayError(FlowrtError):
+    """Raised when re-running a flow's handler does not retrace its journal."""
+
+
+class DeterminismError(ReplayError):
+    """Raised when a replayed Flow-API call differs from the call its journal recorded."""
+
+    def __init__(self, seq: int, line: int, recorded: str, found: str) -> None:
+        super().__init__(seq, line, recorded, found)
+        self.seq, self.line, self.recorded, self.found = seq, line, recorded, found
+
+    def __str__(self) -> str:
+        return (
+            f"replay diverged at line {self.line} (savepoint #{self.seq}): the journal recorded "
+            f"{self.recorded} but the flow now calls {self.found}; a flow must make the same "
+            "Flow-API calls with the same arguments when given the same answers - keep time, "
+            "randomness and outside reads behind Flow-API calls"
+        )
+
+
+# --- Flow-API -----------------------------------------------------------------------------------
+
+
+class FlowApiError(FlowrtError):
+    """Raised inside a flow when a Flow-API call fails; the flow may catch it."""
+
+
+class InvalidCallError(FlowApiError):
+    """Raised when a Flow-API call is given arguments it cannot use."""
+
+
+class SerializationError(FlowApiError):
+    """Raised when a value handed to or returned by a Flow-API call cannot be stored."""
+
+    def __init__(self, call: str, problem: str) -> None:
+        super().__init__(call, problem)
+        self.call, self.problem = call, problem
+
+    def __str__(self) -> str:
+        return f"{self.call}: {self.problem}"
+
+
+class AnswerTooLargeError(FlowApiError):
+    """Raised when a Flow-API call's answer is larger than `max_answer_bytes`."""
+
+    def __init__(self, call: str, size: int, limit: int) -> None:
+        super().__init__(call, size, limit)
+        self.call, self.size, self.limit = call, size, limit
+
+    def __str__(self) -> str:
+        return (
+            f"the answer of {self.call} takes {self.size} bytes, above the limit of {self.limit} "
+            "(FLOWRT_MAX_ANSWER_BYTES); ask for less data or raise the limit"
+        )
+
+
+class ConnectorError(FlowApiError):
+    """Raised when a connector is unknown, misconfigured or its call fails."""
+
+
+class ConnectorNotFoundError(ConnectorError):
+    """Raised when a flow connects to a connector name nobody configured."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+    def __str__(self) -> str:
+        return (
+            f"no connector named {self.name!r}; configure it with "
+            f"`flowrt connector set {self.name} --type sql|rest ...`"
+        )
+
+
+class HttpStatusError(ConnectorError):
+    """Raised when a REST call answers with a status of 400 or above."""
+
+    def __init__(self, method: str, url: str, status_code: int, body: str) -> None:
+        super().__init__(method, url, status_code, body)
+        self.method, self.url, self.status_code, self.body = method, url, status_code, body
+
+    def __str__(self) -> str:
+        return (
+            f"{self.method.upper()} {self.url} answered {self.status_code}: {self.body[:500]}; "
+            "pass raise_for_status=False to get the response regardless"
+        )
+
+
+class DependencyFailedError(FlowApiError):
+    """Raised in a parent that waits for a child execution which did not succeed."""
+
+
+# --- signals: derive from BaseException so that `except Exception` in a flow cannot swallow them
+
+
+class FlowSignal(BaseException):
+    """Raised inside a flow's thread to end or unwind it; never journaled."""
+
+
+class EndSignal(FlowSignal):
+    """Raised when the execution has ended (success, error, cancel) and its thread must unwind."""
+
+
+class UnloadSignal(FlowSignal):
+    """Raised when a live execution is dropped from memory; its state stays in the database."""
+
+
+class DivergedSignal(FlowSignal):
+    """Raised inside a replaying flow that left its journal; carries the `DeterminismError`."""
+
+    def __init__(self, error: DeterminismError) -> None:
+        super().__init__(error)
+        self.error = error

@@ -1,0 +1,191 @@
+"""The Flow-API a flow script sees as `import flow_api`: `System`, `Execution` and their objects.
+
+Every method here that touches the platform is a Flow-API call: a savepoint is stored just
+before it is performed, and replay answers it from the journal instead of performing it again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from flowrt.live import LiveExecution
+
+__all__ = ["ConnectorResult", "Execution", "File", "SavepointInfo", "Setting", "System"]
+
+
+@dataclass(frozen=True)
+class SavepointInfo:
+    """What `save_dump` returns: the savepoint's id, name, place, and how often it was restored."""
+
+    id: str
+    name: str | None
+    seq: int
+    line: int
+    restored: int
+
+
+@dataclass(frozen=True)
+class ConnectorResult:
+    """The answer of `connect`; `.get('output_value')` is the connector's output dict."""
+
+    output_value: dict[str, Any]
+
+    def get(self, field: str) -> Any:
+        """Return `'output_value'` (the connector's output) or `'status'` (always ended)."""
+        if field == "output_value":
+            return self.output_value
+        if field == "status":
+            return "ENDED_SUCCESS"
+        raise KeyError(f"a connector result has 'output_value' and 'status', not {field!r}")
+
+
+class Execution:
+    """`this`: the running execution, as the flow sees it."""
+
+    def __init__(self, live: LiveExecution) -> None:
+        self._live = live
+
+    def connect(self, name: str, **params: Any) -> ConnectorResult:
+        """Call the connector `name` with `params` (SQL: fetch/execute; REST: method, path, ...).
+
+        Durability: creates a savepoint, then performs the call in a step; replay returns the
+        recorded result without calling again. A call in flight when its worker dies runs
+        again (at-least-once) with the same idempotency key. Blocks for the call's duration.
+        """
+        return ConnectorResult(self._live.call("connect", (name,), params))
+
+    def log(self, *args: Any) -> None:
+        """Append a line to the execution's log.
+
+        Durability: creates a savepoint; the log line is written once per committed step,
+        and is kept by restores and archiving. Replay writes nothing.
+        """
+        self._live.call("log", tuple(str(a) for a in args), {})
+
+    def get(self, field: str) -> Any:
+        """Read `'input_value'`, `'output_value'`, `'status'`, `'message'`, `'id'` or `'name'`.
+
+        Durability: creates a savepoint; replay returns the value read the first time.
+        """
+        return self._live.call("get", (field,), {})
+
+    def save(self, **fields: Any) -> None:
+        """Store `output_value=` (a JSON object) and/or `message=` on the execution.
+
+        Durability: creates a savepoint; the new outputs are part of the execution's state, so a
+        restore to an earlier savepoint brings the earlier outputs back.
+        """
+        answer = self._live.call("save", (), fields)
+        self._live.state.outputs = answer["output_value"]
+        self._live.state.message = answer["message"]
+
+    def success(self, message: str | None = None) -> NoReturn:
+        """End the execution with ENDED_SUCCESS; `except Exception` cannot stop this.
+
+        Durability: creates a savepoint (restoring it ends the execution again). Never returns.
+        """
+        self._live.call("success", (message,), {})
+        raise AssertionError("unreachable: success() ends the execution")
+
+    def error(self, message: str) -> NoReturn:
+        """End the execution with ENDED_ERROR and `message`; its savepoints stay restorable.
+
+        Durability: creates a savepoint. Never returns.
+        """
+        self._live.call("error", (message,), {})
+        raise AssertionError("unreachable: error() ends the execution")
+
+    def sleep(self, seconds: float) -> None:
+        """Wait `seconds`; the execution is WAITING meanwhile and holds no worker slot.
+
+        Durability: creates a savepoint; the wake-up time is fixed when the sleep is first
+        performed, so a restarted step does not sleep again from the start. Replay skips it.
+        """
+        self._live.call("sleep", (float(seconds),), {})
+
+    def sleep_until(self, when: datetime | float) -> None:
+        """Wait until `when` (an aware datetime or a Unix timestamp); see `sleep`.
+
+        Durability: as `sleep`.
+        """
+        timestamp = when.timestamp() if isinstance(when, datetime) else float(when)
+        self._live.call("sleep_until", (timestamp,), {})
+
+    def save_dump(self, name: str | None = None) -> SavepointInfo:
+        """Create an explicit savepoint, optionally named, and describe it.
+
+        Durability: is a savepoint. When the execution is restored to it, `save_dump` returns
+        again (like `setjmp`) with `restored` counted up, so a flow can stop retrying.
+        """
+        return self._live.call("save_dump", (name,), {}, label=name)  # type: ignore[no-any-return]
+
+    def load_dump(self, ref: str, by: str = "id") -> NoReturn:
+        """Restore this execution to the savepoint `ref` (by `'id'` or `'name'`); never returns.
+
+        Durability: creates a savepoint, then restores: every variable is back as it was at
+        `ref`, and that savepoint's call runs again. A name means the newest savepoint of that
+        name on the current timeline. Settings, files and outside systems are not rolled back.
+        """
+        self._live.call("load_dump", (str(ref), by), {})
+        raise AssertionError("unreachable: load_dump() restores the execution")
+
+
+class System:
+    """`system`: the platform around the execution: settings and files."""
+
+    def __init__(self, live: LiveExecution) -> None:
+        self._live = live
+
+    def setting(self, name: str) -> Setting:
+        """A handle on the setting `name` (no call is made until you use it)."""
+        return Setting(self._live, name)
+
+    def file(self, name: str) -> File:
+        """A handle on the file `name` (no call is made until you use it)."""
+        return File(self._live, name)
+
+
+class _Record:
+    """A named object stored outside the execution; restores do not roll it back."""
+
+    kind = ""
+
+    def __init__(self, live: LiveExecution, name: str) -> None:
+        self._live, self.name = live, name
+
+    def get(self, field: str | None = None) -> Any:
+        """Read a field of the record (default: `'value'` of a setting, `'content'` of a file).
+
+        Durability: creates a savepoint; replay returns the value read the first time.
+        """
+        return self._live.call(f"{self.kind}.get", (self.name, field), {})
+
+    def save(self, **fields: Any) -> None:
+        """Create or update the record with `fields`.
+
+        Durability: creates a savepoint; performed at least once; a restore does not undo it.
+        """
+        self._live.call(f"{self.kind}.save", (self.name,), fields)
+
+    def exists(self) -> bool:
+        """True when the record exists. Durability: creates a savepoint."""
+        return bool(self._live.call(f"{self.kind}.exists", (self.name,), {}))
+
+    def delete(self) -> None:
+        """Delete the record. Durability: creates a savepoint; a restore does not undo it."""
+        self._live.call(f"{self.kind}.delete", (self.name,), {})
+
+
+class Setting(_Record):
+    """A setting: a JSON `value` shared by all executions (`get('value')`, `save(value=...)`)."""
+
+    kind = "setting"
+
+
+class File(_Record):
+    """A file: `content` (text or bytes) shared by all executions (`save(content=...)`)."""
+
+    kind = "file"

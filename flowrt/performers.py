@@ -1,0 +1,278 @@
+"""How each Flow-API call is performed by a step, once its savepoint is stored."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flowrt.calls import Call, Outcome
+from flowrt.connectors import Connectors
+from flowrt.errors import (
+    ConnectorError,
+    FlowrtError,
+    ForeignSavepointError,
+    InvalidCallError,
+    NotFoundError,
+    RestoreLoopError,
+    SavepointNotFoundError,
+    SerializationError,
+)
+from flowrt.flow_api import SavepointInfo
+from flowrt.live import LiveExecution
+from flowrt.options import Options
+from flowrt.status import Status
+from flowrt.storage.base import LogRecord, SavepointRecord, Store
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The call is done: hand `outcome` to the flow, and write `changes` and `logs` with it."""
+
+    outcome: Outcome
+    changes: dict[str, Any] = field(default_factory=dict)
+    logs: tuple[LogRecord, ...] = ()
+
+
+@dataclass(frozen=True)
+class Wait:
+    """The call cannot complete before `until`; the execution waits, holding no worker slot."""
+
+    until: datetime
+
+
+@dataclass(frozen=True)
+class End:
+    """The call ends the execution with `status`."""
+
+    status: Status
+    message: str | None
+
+
+@dataclass(frozen=True)
+class Restore:
+    """The call restores the execution to `target`."""
+
+    target: SavepointRecord
+
+
+Result = Answer | Wait | End | Restore
+
+
+@dataclass
+class StepContext:
+    """What a performer may use: the live execution, the store, connectors and the clock."""
+
+    live: LiveExecution
+    store: Store
+    connectors: Connectors
+    options: Options
+    now: datetime
+
+    @property
+    def idempotency_key(self) -> str:
+        """Stable across re-runs of this call: execution id and savepoint id."""
+        head = self.live.head
+        return f"{self.live.execution_id}:{head.id if head else 'start'}"
+
+
+Performer = Callable[..., Result]
+PERFORMERS: dict[str, Performer] = {}
+
+
+def performer(name: str) -> Callable[[Performer], Performer]:
+    """Register the function performing the Flow-API call `name`."""
+
+    def register(function: Performer) -> Performer:
+        PERFORMERS[name] = function
+        return function
+
+    return register
+
+
+def perform(context: StepContext, call: Call) -> Result:
+    """Perform `call`; a flowrt error becomes the call's error, raised at the flow's line."""
+    function = PERFORMERS.get(call.name)
+    if function is None:
+        return Answer(Outcome(error=InvalidCallError(f"unknown Flow-API call {call.name!r}")))
+    try:
+        return function(context, *call.args, **call.kwargs)
+    except FlowrtError as error:
+        return Answer(Outcome(error=error))
+    except TypeError as error:
+        return Answer(Outcome(error=InvalidCallError(f"{call.describe()}: {error}")))
+
+
+def _done(value: Any = None, **changes: Any) -> Answer:
+    return Answer(Outcome(value=value), changes)
+
+
+def _json(call: str, what: str, value: Any) -> Any:
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError) as error:
+        raise SerializationError(call, f"{what} must be JSON-serialisable: {error}") from None
+
+
+# --- the execution -------------------------------------------------------------------------------
+
+
+@performer("connect")
+def _connect(context: StepContext, name: str, **params: Any) -> Result:
+    connector = context.connectors.get(name)
+    try:
+        return _done(connector.call(params, context.idempotency_key))
+    except FlowrtError:
+        raise
+    except Exception as error:
+        raise ConnectorError(f"connector {name!r}: {type(error).__name__}: {error}") from None
+
+
+@performer("log")
+def _log(context: StepContext, *parts: str) -> Result:
+    live, call = context.live, context.live.pending
+    line = call.line if call else 0
+    seq = live.head.seq if live.head else 0
+    record = LogRecord(live.execution_id, seq, line, context.now, " ".join(parts))
+    return Answer(Outcome(), logs=(record,))
+
+
+@performer("get")
+def _get(context: StepContext, field: str) -> Result:
+    live, state = context.live, context.live.state
+    fields = {
+        "input_value": lambda: state.inputs,
+        "output_value": lambda: state.outputs,
+        "status": lambda: live.status.value,
+        "message": lambda: state.message,
+        "id": lambda: live.execution_id,
+        "name": lambda: state.flow_name,
+    }
+    if field not in fields:
+        raise InvalidCallError(f"this.get({field!r}): the fields are {', '.join(fields)}")
+    return _done(_json("get", field, fields[field]()))
+
+
+@performer("save")
+def _save(context: StepContext, **fields: Any) -> Result:
+    unknown = sorted(set(fields) - {"output_value", "message"})
+    if unknown:
+        raise InvalidCallError(f"this.save() takes output_value= and message=, not {unknown}")
+    state = context.live.state
+    outputs = fields.get("output_value", state.outputs)
+    if not isinstance(outputs, dict):
+        raise SerializationError(
+            "save", f"output_value must be a dict, not {type(outputs).__name__}"
+        )
+    outputs = _json("save", "output_value", outputs)
+    message = fields.get("message", state.message)
+    message = None if message is None else str(message)
+    return _done({"output_value": outputs, "message": message}, outputs=outputs, message=message)
+
+
+@performer("success")
+def _success(context: StepContext, message: str | None) -> Result:
+    return End(Status.ENDED_SUCCESS, message)
+
+
+@performer("error")
+def _error(context: StepContext, message: str) -> Result:
+    return End(Status.ENDED_ERROR, str(message))
+
+
+@performer("sleep")
+def _sleep(context: StepContext, seconds: float) -> Result:
+    return _wait_until(context, context.now + timedelta(seconds=max(seconds, 0.0)))
+
+
+@performer("sleep_until")
+def _sleep_until(context: StepContext, timestamp: float) -> Result:
+    return _wait_until(context, datetime.fromtimestamp(timestamp, UTC))
+
+
+def _wait_until(context: StepContext, until: datetime) -> Result:
+    live = context.live
+    if live.wake_at is not None:
+        until = live.wake_at  # fixed when the wait began: a re-run step does not extend it
+    if until <= context.now:
+        return _done(None, status=Status.RUNNING.value, wake_at=None)
+    return Wait(until)
+
+
+# --- savepoints ---------------------------------------------------------------------------------
+
+
+@performer("save_dump")
+def _save_dump(context: StepContext, name: str | None) -> Result:
+    head = context.live.head
+    assert head is not None, "save_dump is performed at its own savepoint"
+    return _done(SavepointInfo(head.id, head.name, head.seq, head.line, head.restored))
+
+
+@performer("load_dump")
+def _load_dump(context: StepContext, ref: str, by: str) -> Result:
+    live = context.live
+    assert live.head is not None, "load_dump is performed at its own savepoint"
+    if by == "id":
+        target = context.store.get_savepoint(ref)
+        if target is not None and target.execution_id != live.execution_id:
+            raise ForeignSavepointError(live.execution_id, ref, target.execution_id)
+    elif by == "name":
+        target = context.store.find_named(live.head.id, ref)
+    else:
+        raise InvalidCallError(f"load_dump(by={by!r}): by must be 'id' or 'name'")
+    if target is None:
+        raise SavepointNotFoundError(live.execution_id, ref, by)
+    if target.restored >= context.options.max_restores:
+        raise RestoreLoopError(
+            target.id, target.name, target.restored, context.options.max_restores
+        )
+    return Restore(target)
+
+
+# --- settings and files ---------------------------------------------------------------------------
+
+_PRIMARY = {"setting": "value", "file": "content"}
+_HINT = {
+    "setting": "create it with `flowrt setting set NAME VALUE` or setting.save(value=...)",
+    "file": "create it with file.save(content=...)",
+}
+
+
+def _record_calls(kind: str) -> None:
+    primary = _PRIMARY[kind]
+
+    @performer(f"{kind}.get")
+    def _get_record(context: StepContext, name: str, field: str | None) -> Result:
+        field = field or primary
+        if field not in (primary, "name", "updated_at"):
+            raise InvalidCallError(f"a {kind} has the fields {primary!r}, 'name', 'updated_at'")
+        record = context.store.get_named(kind, name)
+        if record is None:
+            raise NotFoundError(kind, name, _HINT[kind])
+        return _done({primary: record.value, "name": name, "updated_at": record.updated_at}[field])
+
+    @performer(f"{kind}.save")
+    def _save_record(context: StepContext, name: str, **fields: Any) -> Result:
+        if set(fields) != {primary}:
+            raise InvalidCallError(f"{kind}.save() takes {primary}= only, not {sorted(fields)}")
+        value = fields[primary]
+        if not (kind == "file" and isinstance(value, (bytes, bytearray))):
+            value = _json(f"{kind}.save", primary, value)
+        context.store.put_named(kind, name, value)
+        return _done()
+
+    @performer(f"{kind}.exists")
+    def _exists(context: StepContext, name: str) -> Result:
+        return _done(context.store.get_named(kind, name) is not None)
+
+    @performer(f"{kind}.delete")
+    def _delete(context: StepContext, name: str) -> Result:
+        context.store.delete_named(kind, name)
+        return _done()
+
+
+_record_calls("setting")
+_record_calls("file")

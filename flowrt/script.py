@@ -1,0 +1,100 @@
+"""Flow scripts: compiled and checked once at start, then loaded fresh for every live execution."""
+
+from __future__ import annotations
+
+import builtins
+import inspect
+import linecache
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import CodeType
+from typing import Any
+
+from flowrt.errors import ScriptError
+
+
+@dataclass(frozen=True)
+class FlowScript:
+    """A flow's pinned source, compiled; `load()` gives a fresh handler with its own globals."""
+
+    name: str
+    source: str
+    code: CodeType = field(repr=False)
+
+    @property
+    def filename(self) -> str:
+        """The pseudo file name tracebacks and line lookups use for this flow."""
+        return self.code.co_filename
+
+    @classmethod
+    def compile(cls, name: str, source: str) -> FlowScript:
+        """Compile `source` and check it defines a usable `handler`; raises `ScriptError`."""
+        filename = f"<flow {name}>"
+        try:
+            code = compile(source, filename, "exec")
+        except SyntaxError as exc:
+            raise ScriptError(name, f"it does not compile: {exc.msg}", exc.lineno) from None
+        script = cls(name, source, code)
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        script.load()
+        return script
+
+    def load(self) -> Callable[..., Any]:
+        """Run the module body in fresh globals and return its handler."""
+        _expose_flow_api()
+        namespace: dict[str, Any] = {"__name__": f"flow:{self.name}", "__builtins__": builtins}
+        try:
+            exec(self.code, namespace)
+        except Exception as exc:
+            line = _line_of(exc, self.filename)
+            raise ScriptError(
+                self.name, f"its module body raised {type(exc).__name__}: {exc}", line
+            ) from None
+        handler = namespace.get("handler")
+        if not callable(handler):
+            raise ScriptError(self.name, "it defines no function `handler(system, this)`; add one")
+        _check_signature(self.name, handler)
+        return handler
+
+
+def _check_signature(name: str, handler: Callable[..., Any]) -> None:
+    try:
+        inspect.signature(handler).bind(None, None)
+        return
+    except TypeError:
+        pass
+    try:
+        inspect.signature(handler).bind(None, None, None)
+    except TypeError:
+        raise ScriptError(
+            name,
+            "its handler must take (system, this) or (system, this, inputs)",
+            handler.__code__.co_firstlineno,
+        ) from None
+
+
+def wants_inputs(handler: Callable[..., Any]) -> bool:
+    """True when the handler takes a third parameter for the inputs."""
+    try:
+        inspect.signature(handler).bind(None, None)
+        return False
+    except TypeError:
+        return True
+
+
+def _line_of(exc: BaseException, filename: str) -> int | None:
+    tb, line = exc.__traceback__, None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == filename:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def _expose_flow_api() -> None:
+    # Flows start with `import flow_api`, the name Cloudomation gives its module.
+    if "flow_api" not in sys.modules:
+        from flowrt import flow_api
+
+        sys.modules["flow_api"] = flow_api

@@ -1,0 +1,22 @@
+"""Where executions, savepoints and the platform's named objects are kept."""
+
+from flowrt.storage.base import (
+    ExecutionRecord,
+    LogRecord,
+    NamedRecord,
+    SavepointRecord,
+    StepCommit,
+    Store,
+)
+from flowrt.storage.sql import SqlStore, open_store
+
+__all__ = [
+    "ExecutionRecord",
+    "LogRecord",
+    "NamedRecord",
+    "SavepointRecord",
+    "SqlStore",
+    "StepCommit",
+    "Store",
+    "open_store",
+]

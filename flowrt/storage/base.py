@@ -1,0 +1,170 @@
+"""The storage contract: records, and the `Store` every backend implements."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from flowrt.status import Status
+
+
+@dataclass(frozen=True)
+class ExecutionRecord:
+    """One execution as stored; `version` fences every write (`UPDATE ... WHERE version = v`)."""
+
+    id: str
+    flow_name: str
+    source: str
+    status: Status
+    version: int
+    head_id: str | None
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    message: str | None
+    error: str | None
+    error_line: int | None
+    worker: str | None
+    wake_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None
+    archived_at: datetime | None
+
+
+@dataclass(frozen=True)
+class SavepointRecord:
+    """One journal row: the state just before a Flow-API call.
+
+    `answer` holds the signed outcome of the *previous* call on this row's timeline, so rows
+    never change once written and a restore only moves the execution's head: row `seq` is
+    reached by answering calls 1..seq-1 with the answers of rows 2..seq.
+    """
+
+    id: str
+    execution_id: str
+    seq: int
+    parent_id: str | None
+    call: str
+    line: int
+    name: str | None
+    created_at: datetime
+    digest: bytes
+    answer: bytes | None
+    restored: int = 0
+    variables: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    """A line a flow logged, at the savepoint `seq` and source `line`."""
+
+    execution_id: str
+    seq: int
+    line: int
+    created_at: datetime
+    message: str
+
+
+@dataclass(frozen=True)
+class NamedRecord:
+    """A connector, flow, setting or file: a named value kept outside every execution."""
+
+    kind: str
+    name: str
+    value: Any
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class StepCommit:
+    """What one step writes atomically, if the execution is still at `version`.
+
+    `changes` maps execution columns to new values; `savepoint` becomes the new head;
+    `restored` names a savepoint whose restore count goes up.
+    """
+
+    execution_id: str
+    version: int
+    changes: dict[str, Any] = field(default_factory=dict)
+    savepoint: SavepointRecord | None = None
+    logs: tuple[LogRecord, ...] = ()
+    restored: str | None = None
+
+
+class Store(abc.ABC):
+    """Durable state of flowrt. Every public method is one transaction."""
+
+    # --- executions -------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def create_execution(
+        self, flow_name: str, source: str, inputs: dict[str, Any]
+    ) -> ExecutionRecord:
+        """Insert a new RUNNING execution at version 0 with no savepoint yet."""
+
+    @abc.abstractmethod
+    def get_execution(self, execution_id: str) -> ExecutionRecord:
+        """Return the execution; raises `ExecutionNotFoundError`."""
+
+    @abc.abstractmethod
+    def list_executions(
+        self, limit: int = 50, status: Status | None = None
+    ) -> list[ExecutionRecord]:
+        """Newest executions first."""
+
+    @abc.abstractmethod
+    def commit_step(self, commit: StepCommit) -> bool:
+        """Apply `commit`; False (and nothing written) when the version moved on."""
+
+    @abc.abstractmethod
+    def restore(
+        self, execution_id: str, savepoint_id: str, allowed: Iterable[Status]
+    ) -> ExecutionRecord:
+        """Move the head to `savepoint_id`, status RUNNING, count the restore; one transaction."""
+
+    @abc.abstractmethod
+    def archive(self, execution_id: str) -> ExecutionRecord:
+        """Delete the savepoints of an ended execution, keeping its status, outputs and logs."""
+
+    # --- savepoints -------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def get_savepoint(self, savepoint_id: str) -> SavepointRecord | None:
+        """The savepoint with this id, of whichever execution, or None."""
+
+    @abc.abstractmethod
+    def get_timeline(self, head_id: str) -> list[SavepointRecord]:
+        """The chain from the root savepoint to `head_id`, oldest first."""
+
+    @abc.abstractmethod
+    def find_named(self, head_id: str, name: str) -> SavepointRecord | None:
+        """The newest savepoint called `name` on the timeline ending at `head_id`."""
+
+    @abc.abstractmethod
+    def list_savepoints(self, execution_id: str) -> list[SavepointRecord]:
+        """Every savepoint of the execution, all branches, in the order they were made."""
+
+    @abc.abstractmethod
+    def list_logs(self, execution_id: str) -> list[LogRecord]:
+        """The execution's log lines, oldest first."""
+
+    # --- named objects: connectors, flows, settings, files -----------------------------------
+
+    @abc.abstractmethod
+    def put_named(self, kind: str, name: str, value: Any) -> None:
+        """Create or replace the `kind` object `name` (value is JSON for all but files)."""
+
+    @abc.abstractmethod
+    def get_named(self, kind: str, name: str) -> NamedRecord | None:
+        """The `kind` object `name`, or None."""
+
+    @abc.abstractmethod
+    def list_named(self, kind: str) -> list[NamedRecord]:
+        """All objects of `kind`, by name."""
+
+    @abc.abstractmethod
+    def delete_named(self, kind: str, name: str) -> bool:
+        """Delete the object; False if there was none."""

@@ -1,0 +1,94 @@
+"""The tables, as SQLAlchemy Core metadata; migrations/ creates and evolves them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware (SQLite drops the zone)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("flowrt stores timezone-aware timestamps only")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+Id = sa.Uuid(as_uuid=False)
+
+executions = sa.Table(
+    "executions",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("flow_name", sa.String(200), nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("head_id", Id, nullable=True),
+    sa.Column("inputs", sa.JSON, nullable=False),
+    sa.Column("outputs", sa.JSON, nullable=False),
+    sa.Column("message", sa.Text, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("error_line", sa.Integer, nullable=True),
+    sa.Column("worker", sa.String(200), nullable=True),
+    sa.Column("wake_at", UtcDateTime, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("ended_at", UtcDateTime, nullable=True),
+    sa.Column("archived_at", UtcDateTime, nullable=True),
+    sa.Index("ix_executions_status", "status"),
+    sa.Index("ix_executions_created_at", "created_at"),
+)
+
+savepoints = sa.Table(
+    "savepoints",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("execution_id", Id, nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("parent_id", Id, nullable=True),
+    sa.Column("call", sa.String(40), nullable=False),
+    sa.Column("line", sa.Integer, nullable=False),
+    sa.Column("name", sa.String(200), nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("digest", sa.LargeBinary(8), nullable=False),
+    sa.Column("answer", sa.LargeBinary, nullable=True),
+    sa.Column("restored", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("variables", sa.JSON, nullable=True),
+    sa.Index("ix_savepoints_execution_seq", "execution_id", "seq"),
+)
+
+logs = sa.Table(
+    "logs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("execution_id", Id, nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("line", sa.Integer, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Index("ix_logs_execution", "execution_id", "id"),
+)
+
+named = sa.Table(
+    "named",
+    metadata,
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("value", sa.JSON, nullable=True),
+    sa.Column("content", sa.LargeBinary, nullable=True),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)

@@ -1,0 +1,373 @@
+"""The SQL store: SQLAlchemy 2 Core over SQLite (embedded default) or PostgreSQL (production)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from flowrt.errors import (
+    ExecutionNotFoundError,
+    ForeignSavepointError,
+    InvalidStateError,
+    SavepointNotFoundError,
+)
+from flowrt.status import Status
+from flowrt.storage import migrate as migrations
+from flowrt.storage.base import (
+    ExecutionRecord,
+    LogRecord,
+    NamedRecord,
+    SavepointRecord,
+    StepCommit,
+    Store,
+)
+from flowrt.storage.schema import executions, logs, named, savepoints
+
+
+def open_store(url: str, *, migrate: bool | None = None) -> SqlStore:
+    """Connect to `url`; SQLite migrates by itself, other databases must be upgraded already."""
+    engine = create_engine(url)
+    if migrate if migrate is not None else engine.dialect.name == "sqlite":
+        migrations.upgrade(engine)
+    else:
+        migrations.check(engine)
+    return SqlStore(engine)
+
+
+def create_engine(url: str) -> sa.Engine:
+    """An engine for `url`, tuned for flowrt (SQLite: WAL and immediate write locks)."""
+    if url.startswith(("postgres://", "postgresql://")):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return sa.create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # let the begin hook below open transactions
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+        dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+        dbapi_connection.execute("PRAGMA busy_timeout=30000")
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(connection: sa.Connection) -> None:
+        # Take the write lock up front: a deferred transaction that later writes can fail
+        # with "database is locked" instead of waiting for the other writer.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(str(text))
+    except ValueError:
+        return False
+    return True
+
+
+class SqlStore(Store):
+    """`Store` on a SQLAlchemy engine; each public method runs in one transaction."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self._insert = (postgresql if engine.dialect.name == "postgresql" else sqlite).insert
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.engine.dispose()
+
+    # --- executions -------------------------------------------------------------------------
+
+    def create_execution(
+        self, flow_name: str, source: str, inputs: dict[str, Any]
+    ) -> ExecutionRecord:
+        now = _now()
+        row = {
+            "id": str(uuid.uuid4()),
+            "flow_name": flow_name,
+            "source": source,
+            "status": Status.RUNNING.value,
+            "version": 0,
+            "head_id": None,
+            "inputs": inputs,
+            "outputs": {},
+            "created_at": now,
+            "updated_at": now,
+        }
+        with self.engine.begin() as conn:
+            conn.execute(executions.insert().values(row))
+            return self._get_execution(conn, row["id"])
+
+    def get_execution(self, execution_id: str) -> ExecutionRecord:
+        with self.engine.begin() as conn:
+            return self._get_execution(conn, execution_id)
+
+    def list_executions(
+        self, limit: int = 50, status: Status | None = None
+    ) -> list[ExecutionRecord]:
+        query = sa.select(executions).order_by(executions.c.created_at.desc()).limit(limit)
+        if status is not None:
+            query = query.where(executions.c.status == Status(status).value)
+        with self.engine.begin() as conn:
+            return [_execution(row) for row in conn.execute(query)]
+
+    def commit_step(self, commit: StepCommit) -> bool:
+        values = dict(commit.changes, version=commit.version + 1, updated_at=_now())
+        if commit.savepoint is not None:
+            values["head_id"] = commit.savepoint.id
+        with self.engine.begin() as conn:
+            moved = conn.execute(
+                executions.update()
+                .where(executions.c.id == commit.execution_id)
+                .where(executions.c.version == commit.version)
+                .values(values)
+            )
+            if moved.rowcount != 1:
+                return False
+            if commit.savepoint is not None:
+                conn.execute(savepoints.insert().values(_savepoint_row(commit.savepoint)))
+            if commit.logs:
+                conn.execute(logs.insert(), [vars(log) for log in commit.logs])
+            if commit.restored is not None:
+                self._count_restore(conn, commit.restored)
+        return True
+
+    def restore(
+        self, execution_id: str, savepoint_id: str, allowed: Iterable[Status]
+    ) -> ExecutionRecord:
+        with self.engine.begin() as conn:
+            current = self._get_execution(conn, execution_id, lock=True)
+            if current.status not in set(allowed):
+                raise InvalidStateError(
+                    execution_id,
+                    current.status.value,
+                    "restore",
+                    ", ".join(sorted(s.value for s in allowed)),
+                )
+            target = self._get_savepoint(conn, savepoint_id)
+            if target is None:
+                raise SavepointNotFoundError(execution_id, savepoint_id, "id")
+            if target.execution_id != execution_id:
+                raise ForeignSavepointError(execution_id, savepoint_id, target.execution_id)
+            conn.execute(
+                executions.update()
+                .where(executions.c.id == execution_id)
+                .values(
+                    head_id=target.id,
+                    status=Status.RUNNING.value,
+                    version=current.version + 1,
+                    wake_at=None,
+                    error=None,
+                    error_line=None,
+                    ended_at=None,
+                    updated_at=_now(),
+                )
+            )
+            self._count_restore(conn, target.id)
+            return self._get_execution(conn, execution_id)
+
+    def archive(self, execution_id: str) -> ExecutionRecord:
+        with self.engine.begin() as conn:
+            current = self._get_execution(conn, execution_id, lock=True)
+            if not current.status.ended:
+                raise InvalidStateError(execution_id, current.status.value, "archive", "ENDED_*")
+            conn.execute(savepoints.delete().where(savepoints.c.execution_id == execution_id))
+            now = _now()
+            conn.execute(
+                executions.update()
+                .where(executions.c.id == execution_id)
+                .values(
+                    head_id=None,
+                    archived_at=now,
+                    updated_at=now,
+                    version=current.version + 1,
+                )
+            )
+            return self._get_execution(conn, execution_id)
+
+    # --- savepoints -------------------------------------------------------------------------
+
+    def get_savepoint(self, savepoint_id: str) -> SavepointRecord | None:
+        with self.engine.begin() as conn:
+            return self._get_savepoint(conn, savepoint_id)
+
+    def get_timeline(self, head_id: str) -> list[SavepointRecord]:
+        with self.engine.begin() as conn:
+            rows = conn.execute(sa.select(savepoints).join(*self._chain(head_id)))
+            return sorted((_savepoint(row) for row in rows), key=lambda s: s.seq)
+
+    def find_named(self, head_id: str, name: str) -> SavepointRecord | None:
+        query = (
+            sa.select(savepoints)
+            .join(*self._chain(head_id))
+            .where(savepoints.c.name == name)
+            .order_by(savepoints.c.seq.desc())
+            .limit(1)
+        )
+        with self.engine.begin() as conn:
+            row = conn.execute(query).first()
+        return _savepoint(row) if row is not None else None
+
+    def list_savepoints(self, execution_id: str) -> list[SavepointRecord]:
+        if not _is_uuid(execution_id):
+            return []
+        query = (
+            sa.select(savepoints)
+            .where(savepoints.c.execution_id == execution_id)
+            .order_by(savepoints.c.created_at, savepoints.c.seq)
+        )
+        with self.engine.begin() as conn:
+            return [_savepoint(row) for row in conn.execute(query)]
+
+    def list_logs(self, execution_id: str) -> list[LogRecord]:
+        if not _is_uuid(execution_id):
+            return []
+        query = sa.select(logs).where(logs.c.execution_id == execution_id).order_by(logs.c.id)
+        with self.engine.begin() as conn:
+            return [
+                LogRecord(r.execution_id, r.seq, r.line, r.created_at, r.message)
+                for r in conn.execute(query)
+            ]
+
+    # --- named objects ----------------------------------------------------------------------
+
+    def put_named(self, kind: str, name: str, value: Any) -> None:
+        row = {"kind": kind, "name": name, "updated_at": _now()}
+        if isinstance(value, (bytes, bytearray)):
+            row.update(value=None, content=bytes(value))
+        else:
+            row.update(value=value, content=None)
+        statement = self._insert(named).values(row)
+        statement = statement.on_conflict_do_update(
+            index_elements=["kind", "name"],
+            set_={k: statement.excluded[k] for k in ("value", "content", "updated_at")},
+        )
+        with self.engine.begin() as conn:
+            conn.execute(statement)
+
+    def get_named(self, kind: str, name: str) -> NamedRecord | None:
+        query = sa.select(named).where(named.c.kind == kind, named.c.name == name)
+        with self.engine.begin() as conn:
+            row = conn.execute(query).first()
+        return _named(row) if row is not None else None
+
+    def list_named(self, kind: str) -> list[NamedRecord]:
+        query = sa.select(named).where(named.c.kind == kind).order_by(named.c.name)
+        with self.engine.begin() as conn:
+            return [_named(row) for row in conn.execute(query)]
+
+    def delete_named(self, kind: str, name: str) -> bool:
+        with self.engine.begin() as conn:
+            gone = conn.execute(named.delete().where(named.c.kind == kind, named.c.name == name))
+        return gone.rowcount > 0
+
+    # --- private helpers: run inside the caller's transaction --------------------------------
+
+    def _get_execution(
+        self, conn: sa.Connection, execution_id: str, lock: bool = False
+    ) -> ExecutionRecord:
+        if not _is_uuid(execution_id):
+            raise ExecutionNotFoundError(execution_id)
+        query = sa.select(executions).where(executions.c.id == execution_id)
+        row = conn.execute(query.with_for_update() if lock else query).first()
+        if row is None:
+            raise ExecutionNotFoundError(execution_id)
+        return _execution(row)
+
+    def _get_savepoint(self, conn: sa.Connection, savepoint_id: str) -> SavepointRecord | None:
+        if not _is_uuid(savepoint_id):
+            return None
+        row = conn.execute(sa.select(savepoints).where(savepoints.c.id == savepoint_id)).first()
+        return _savepoint(row) if row is not None else None
+
+    def _count_restore(self, conn: sa.Connection, savepoint_id: str) -> None:
+        conn.execute(
+            savepoints.update()
+            .where(savepoints.c.id == savepoint_id)
+            .values(restored=savepoints.c.restored + 1)
+        )
+
+    def _chain(self, head_id: str) -> tuple[Any, Any]:
+        base = sa.select(savepoints.c.id, savepoints.c.parent_id).where(savepoints.c.id == head_id)
+        chain = base.cte("chain", recursive=True)
+        chain = chain.union_all(
+            sa.select(savepoints.c.id, savepoints.c.parent_id).join(
+                chain, savepoints.c.id == chain.c.parent_id
+            )
+        )
+        return chain, savepoints.c.id == chain.c.id
+
+
+def _execution(row: Any) -> ExecutionRecord:
+    return ExecutionRecord(
+        id=row.id,
+        flow_name=row.flow_name,
+        source=row.source,
+        status=Status(row.status),
+        version=row.version,
+        head_id=row.head_id,
+        inputs=row.inputs,
+        outputs=row.outputs,
+        message=row.message,
+        error=row.error,
+        error_line=row.error_line,
+        worker=row.worker,
+        wake_at=row.wake_at,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        ended_at=row.ended_at,
+        archived_at=row.archived_at,
+    )
+
+
+def _savepoint(row: Any) -> SavepointRecord:
+    return SavepointRecord(
+        id=row.id,
+        execution_id=row.execution_id,
+        seq=row.seq,
+        parent_id=row.parent_id,
+        call=row.call,
+        line=row.line,
+        name=row.name,
+        created_at=row.created_at,
+        digest=bytes(row.digest),
+        answer=bytes(row.answer) if row.answer is not None else None,
+        restored=row.restored,
+        variables=row.variables,
+    )
+
+
+def _savepoint_row(record: SavepointRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "execution_id": record.execution_id,
+        "seq": record.seq,
+        "parent_id": record.parent_id,
+        "call": record.call,
+        "line": record.line,
+        "name": record.name,
+        "created_at": record.created_at,
+        "digest": record.digest,
+        "answer": record.answer,
+        "restored": record.restored,
+        "variables": record.variables,
+    }
+
+
+def _named(row: Any) -> NamedRecord:
+    value = bytes(row.content) if row.content is not None else row.value
+    return NamedRecord(row.kind, row.name, value, row.updated_at)
