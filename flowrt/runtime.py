@@ -9,6 +9,7 @@ next step.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import uuid
 from dataclasses import dataclass
@@ -81,6 +82,7 @@ class Runtime:
         self.live = LiveCache(options.live_max)
         self.connectors = Connectors(store)
         self._scripts: dict[tuple[str, str], FlowScript] = {}
+        self.stats = {"steps": 0, "loads": 0, "replayed_calls": 0}
 
     def close(self) -> None:
         """Unload live executions and close connectors."""
@@ -94,13 +96,13 @@ class Runtime:
     ) -> ExecutionRecord:
         """Check the script, store a new execution and enqueue its first step."""
         self._script(flow_name, source)
-        inputs = dict(inputs or {})
+        if not isinstance(inputs or {}, dict):
+            raise SerializationError("start", f"inputs must be a dict, not {type(inputs).__name__}")
         try:
-            record = self.store.create_execution(flow_name, source, inputs)
+            inputs = json.loads(json.dumps(inputs or {}))
         except (TypeError, ValueError) as error:
-            raise SerializationError(
-                "start", f"inputs must be JSON-serialisable: {error}"
-            ) from None
+            raise SerializationError("start", f"inputs must be JSON-serialisable: {error}") from None
+        record = self.store.create_execution(flow_name, source, inputs)
         self.dispatcher.enqueue_step(StepTicket(record.id, 0, flow_name, 0, "start"))
         return record
 
@@ -134,6 +136,7 @@ class Runtime:
         live, claimed = self.live.take(execution_id, version)
         if not claimed:
             return
+        self.stats["steps"] += 1
         try:
             if live is None:
                 live = self._load(execution_id, version)
@@ -159,6 +162,8 @@ class Runtime:
             self._end_error(record.version, record.id, str(error), None, None)
             return None
         live.version, live.head = record.version, head
+        self.stats["loads"] += 1
+        self.stats["replayed_calls"] += max(len(journal) - 1, 0)
         live.status, live.wake_at = record.status, record.wake_at
         event = live.start()
         if isinstance(event, Parked) and event.recorded:

@@ -1,0 +1,212 @@
+"""Shared fixtures: an embedded flowrt on SQLite, and the real PostgreSQL and Redis of the machine.
+
+A test that needs PostgreSQL or Redis skips when the server is absent, except under CI
+(`CI` set), where it fails: CI must never pass by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+import flowrt
+from flowrt.client import Client
+
+ROOT = Path(__file__).resolve().parent.parent
+FLOWS = Path(__file__).resolve().parent / "flows"
+SECRET = "test-secret-0123456789abcdef"
+PG_ADMIN_URL = os.environ.get("FLOWRT_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_DATABASE = f"flowrt_test_{os.getpid()}"
+REDIS_DB = 11
+
+
+def wait_until(condition: Callable[[], object], timeout_s: float = 30.0, what: str = "") -> object:
+    """Poll `condition` until it returns something truthy; fail after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what or condition}")
+        time.sleep(0.02)
+
+
+def _reachable(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def need_service(name: str, port: int) -> None:
+    """Skip the test when the service is absent, or fail under CI."""
+    if _reachable(port):
+        return
+    message = f"{name} is not reachable on 127.0.0.1:{port}"
+    if os.environ.get("CI"):
+        pytest.fail(message + " (CI must not skip: start it, see .ci/run)")
+    pytest.skip(message)
+
+
+def base_env(home: Path, **extra: str) -> dict[str, str]:
+    """FLOWRT_* variables for a test: its own home, the test secret, plus `extra`."""
+    env = {
+        "FLOWRT_HOME": str(home),
+        "FLOWRT_SECRET": SECRET,
+        "FLOWRT_BROKER_URL": "memory://localhost/",
+        "FLOWRT_DATABASE_URL": f"sqlite:///{home / 'flowrt.db'}",
+        "FLOWRT_WORKER_CONCURRENCY": "4",
+    }
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def flowrt_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., dict[str, str]]:
+    """Set FLOWRT_* for this test (embedded SQLite by default); returns a setter for overrides."""
+
+    def apply(**extra: str) -> dict[str, str]:
+        env = base_env(tmp_path / "home", **extra)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        return env
+
+    apply()
+    yield apply
+    flowrt.shutdown()
+    _purge_memory_queues()
+
+
+@pytest.fixture
+def client(flowrt_env: Callable[..., dict[str, str]]) -> Client:
+    """The embedded client `flowrt.start` uses: SQLite file, in-process worker, memory broker."""
+    return flowrt.default_client()
+
+
+def _purge_memory_queues() -> None:
+    from kombu.transport import memory
+
+    for queue in list(memory.Channel.queues.values()):
+        while not queue.empty():
+            queue.get_nowait()
+
+
+def flow_path(name: str) -> str:
+    """Path of a test flow in tests/flows."""
+    return str(FLOWS / f"{name}.py")
+
+
+def write_flow(tmp_path: Path, source: str, name: str = "flow") -> str:
+    """Write `source` as a flow file and return its path."""
+    path = tmp_path / f"{name}.py"
+    path.write_text(source)
+    return str(path)
+
+
+# --- PostgreSQL and Redis -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh database of this test session, dropped at the end."""
+    need_service("PostgreSQL", 5432)
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)")
+        conn.exec_driver_sql(f"CREATE DATABASE {PG_DATABASE}")
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + PG_DATABASE
+    from flowrt.storage import migrate
+    from flowrt.storage.sql import create_engine
+
+    engine = create_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    yield url
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)")
+    admin.dispose()
+
+
+@pytest.fixture
+def pg_clean(pg_url: str) -> str:
+    """The session database with every table emptied."""
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("TRUNCATE executions, savepoints, logs, named")
+    engine.dispose()
+    return pg_url
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A Redis database number of the tests, flushed before and after."""
+    need_service("Redis", 6379)
+    import redis
+
+    url = f"redis://127.0.0.1:6379/{REDIS_DB}"
+    connection = redis.Redis.from_url(url)
+    connection.flushdb()
+    yield url
+    connection.flushdb()
+    connection.close()
+
+
+class WorkerProcesses:
+    """Real `celery -A tasks worker` processes, started and stopped by a test."""
+
+    def __init__(self, env: dict[str, str], tmp_path: Path) -> None:
+        self.env = {**os.environ, **env, "PYTHONHASHSEED": "0"}
+        self.tmp_path = tmp_path
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, name: str | None = None, concurrency: int = 4) -> subprocess.Popen[bytes]:
+        name = name or f"w{len(self.procs) + 1}-{uuid.uuid4().hex[:6]}"
+        log = open(self.tmp_path / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "tasks", "worker", "-n", f"{name}@%h",
+             "-c", str(concurrency), "--loglevel", "INFO", "--without-gossip",
+             "--without-mingle", "--without-heartbeat"],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        self.procs.append(proc)
+        wait_until(lambda: b"ready" in (self.tmp_path / f"{name}.log").read_bytes(), 60,
+                   f"worker {name} to be ready")
+        return proc
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in self.tmp_path.glob("*.log"))
+
+
+@pytest.fixture
+def production(
+    flowrt_env: Callable[..., dict[str, str]], pg_clean: str, redis_url: str, tmp_path: Path
+) -> Iterator[tuple[Client, WorkerProcesses]]:
+    """flowrt on PostgreSQL and Redis: a client in the test, workers as real processes."""
+    env = flowrt_env(FLOWRT_DATABASE_URL=pg_clean, FLOWRT_BROKER_URL=redis_url)
+    workers = WorkerProcesses(env, tmp_path)
+    try:
+        yield flowrt.default_client(), workers
+    finally:
+        workers.stop_all()
