@@ -70,10 +70,27 @@ def capture(
     return Call(name, args, kwargs, line, digest(name, args, kwargs), label, variables)
 
 
+_SET_OPCODES = (pickle.EMPTY_SET, pickle.FROZENSET)
+
+
+def _canonical(value: Any) -> Any:
+    # Set order follows the hash seed, which may differ between workers: sort sets.
+    if isinstance(value, (set, frozenset)):
+        items = [_canonical(v) for v in value]
+        return (type(value).__name__, sorted(items, key=repr))
+    if isinstance(value, dict):
+        return {k: _canonical(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_canonical(v) for v in value)
+    return value
+
+
 def digest(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
     """An 8-byte fingerprint of a call, to check a replayed call against its journal row."""
     try:
         data = pickle.dumps((name, args, kwargs), protocol=5)
+        if any(opcode in data for opcode in _SET_OPCODES):
+            data = pickle.dumps(_canonical((name, args, kwargs)), protocol=5)
     except Exception:
         try:
             data = dill.dumps((name, args, kwargs), protocol=5)
