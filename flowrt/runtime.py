@@ -101,7 +101,9 @@ class Runtime:
         try:
             inputs = json.loads(json.dumps(inputs or {}))
         except (TypeError, ValueError) as error:
-            raise SerializationError("start", f"inputs must be JSON-serialisable: {error}") from None
+            raise SerializationError(
+                "start", f"inputs must be JSON-serialisable: {error}"
+            ) from None
         record = self.store.create_execution(flow_name, source, inputs)
         self.dispatcher.enqueue_step(StepTicket(record.id, 0, flow_name, 0, "start"))
         return record

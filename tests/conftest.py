@@ -24,7 +24,9 @@ from flowrt.client import Client
 ROOT = Path(__file__).resolve().parent.parent
 FLOWS = Path(__file__).resolve().parent / "flows"
 SECRET = "test-secret-0123456789abcdef"
-PG_ADMIN_URL = os.environ.get("FLOWRT_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "FLOWRT_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 PG_DATABASE = f"flowrt_test_{os.getpid()}"
 REDIS_DB = 11
 
@@ -174,14 +176,34 @@ class WorkerProcesses:
         name = name or f"w{len(self.procs) + 1}-{uuid.uuid4().hex[:6]}"
         log = open(self.tmp_path / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "tasks", "worker", "-n", f"{name}@%h",
-             "-c", str(concurrency), "--loglevel", "INFO", "--without-gossip",
-             "--without-mingle", "--without-heartbeat"],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "tasks",
+                "worker",
+                "-n",
+                f"{name}@%h",
+                "-c",
+                str(concurrency),
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         self.procs.append(proc)
-        wait_until(lambda: b"ready" in (self.tmp_path / f"{name}.log").read_bytes(), 60,
-                   f"worker {name} to be ready")
+        wait_until(
+            lambda: b"ready" in (self.tmp_path / f"{name}.log").read_bytes(),
+            60,
+            f"worker {name} to be ready",
+        )
         return proc
 
     def stop_all(self) -> None:

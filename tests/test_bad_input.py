@@ -6,10 +6,10 @@ import textwrap
 
 import pytest
 import sqlalchemy as sa
+from conftest import write_flow
 
 import flowrt
 from flowrt.status import Status
-from tests.conftest import write_flow
 
 
 def flow(tmp_path, body: str, name: str = "flow") -> str:
@@ -17,10 +17,13 @@ def flow(tmp_path, body: str, name: str = "flow") -> str:
 
 
 def test_a_script_that_does_not_compile_is_refused_at_start(client, tmp_path):
-    path = flow(tmp_path, """
+    path = flow(
+        tmp_path,
+        """
         def handler(system, this)
             this.success('never')
-    """)
+    """,
+    )
     with pytest.raises(flowrt.ScriptError) as caught:
         flowrt.start(path)
     assert "does not compile" in str(caught.value) and "line 3" in str(caught.value)
@@ -28,20 +31,26 @@ def test_a_script_that_does_not_compile_is_refused_at_start(client, tmp_path):
 
 
 def test_a_script_without_a_handler_is_refused_at_start(client, tmp_path):
-    path = flow(tmp_path, """
+    path = flow(
+        tmp_path,
+        """
         def main(system, this):
             pass
-    """)
+    """,
+    )
     with pytest.raises(flowrt.ScriptError, match=r"defines no function `handler\(system, this\)`"):
         flowrt.start(path)
     assert client.list_executions() == []
 
 
 def test_a_handler_with_the_wrong_parameters_is_refused_at_start(client, tmp_path):
-    path = flow(tmp_path, """
+    path = flow(
+        tmp_path,
+        """
         def handler(this):
             pass
-    """)
+    """,
+    )
     with pytest.raises(flowrt.ScriptError, match=r"must take \(system, this\)"):
         flowrt.start(path)
 
@@ -54,24 +63,34 @@ def test_a_missing_flow_file_or_name_is_a_clear_error(client, tmp_path):
 
 
 def test_an_unknown_connector_ends_the_execution_naming_the_line_and_the_fix(client, tmp_path):
-    handle = flowrt.start(flow(tmp_path, """
+    handle = flowrt.start(
+        flow(
+            tmp_path,
+            """
         def handler(system, this):
             this.log('fine')
             this.connect('crm', fetch='SELECT 1')
-    """)).wait(30)
+    """,
+        )
+    ).wait(30)
     record = handle.record()
     assert record.status is Status.ENDED_ERROR
     assert record.error_line == 5
-    assert 'line 5' in record.error
+    assert "line 5" in record.error
     assert "no connector named 'crm'" in record.error
     assert "flowrt connector set crm" in record.error
 
 
 def test_an_unserialisable_value_ends_the_execution_naming_the_line(client, tmp_path):
-    handle = flowrt.start(flow(tmp_path, """
+    handle = flowrt.start(
+        flow(
+            tmp_path,
+            """
         def handler(system, this):
             this.save(output_value={'when': object()})
-    """)).wait(30)
+    """,
+        )
+    ).wait(30)
     record = handle.record()
     assert record.status is Status.ENDED_ERROR
     assert record.error_line == 4
@@ -80,10 +99,13 @@ def test_an_unserialisable_value_ends_the_execution_naming_the_line(client, tmp_
 
 
 def test_unserialisable_inputs_are_refused_at_start(client, tmp_path):
-    path = flow(tmp_path, """
+    path = flow(
+        tmp_path,
+        """
         def handler(system, this):
             this.success('no')
-    """)
+    """,
+    )
     with pytest.raises(flowrt.FlowrtError, match="inputs must be JSON-serialisable"):
         flowrt.start(path, {"x": object()})
 
@@ -92,7 +114,10 @@ def test_a_huge_answer_fails_the_call_with_its_size_and_the_limit(flowrt_env, tm
     flowrt_env(FLOWRT_MAX_ANSWER_BYTES="2000")
     client = flowrt.default_client()
     client.set_setting("big", "x" * 10_000)
-    handle = flowrt.start(flow(tmp_path, """
+    handle = flowrt.start(
+        flow(
+            tmp_path,
+            """
         import flowrt.errors
 
         def handler(system, this):
@@ -101,31 +126,40 @@ def test_a_huge_answer_fails_the_call_with_its_size_and_the_limit(flowrt_env, tm
             except flowrt.errors.AnswerTooLargeError as error:
                 this.save(output_value={'caught': str(error)})
             system.setting('big').get()
-    """)).wait(30)
+    """,
+        )
+    ).wait(30)
     record = handle.record()
     assert "above the limit of 2000 (FLOWRT_MAX_ANSWER_BYTES)" in record.outputs["caught"]
     assert record.status is Status.ENDED_ERROR and record.error_line == 10
 
 
 def test_a_tampered_savepoint_is_refused_and_never_unpickled(client, tmp_path):
-    path = flow(tmp_path, """
+    path = flow(
+        tmp_path,
+        """
         def handler(system, this):
             value = this.get('input_value')
             this.save_dump('after-read')
             this.error('stop')
-    """)
+    """,
+    )
     handle = flowrt.start(path, {"n": 1}).wait(30)
     second = handle.savepoints()[1]  # its answer is the outcome of the first call
     engine = sa.create_engine(client.settings.database_url)
     with engine.begin() as conn:
-        blob = conn.execute(sa.text("SELECT answer FROM savepoints WHERE id = :id"),
-                            {"id": second.id.replace("-", "")}).scalar()
+        blob = conn.execute(
+            sa.text("SELECT answer FROM savepoints WHERE id = :id"),
+            {"id": second.id.replace("-", "")},
+        ).scalar()
         if blob is None:  # ids are stored with dashes on some dialects
-            blob = conn.execute(sa.text("SELECT answer FROM savepoints WHERE id = :id"),
-                                {"id": second.id}).scalar()
+            blob = conn.execute(
+                sa.text("SELECT answer FROM savepoints WHERE id = :id"), {"id": second.id}
+            ).scalar()
         forged = bytes(blob)[:-1] + bytes([blob[-1] ^ 0xFF])  # one payload byte altered
-        conn.execute(sa.text("UPDATE savepoints SET answer = :a WHERE answer = :b"),
-                     {"a": forged, "b": blob})
+        conn.execute(
+            sa.text("UPDATE savepoints SET answer = :a WHERE answer = :b"), {"a": forged, "b": blob}
+        )
     engine.dispose()
     handle.restore("after-read", by="name").wait(30)
     record = handle.record()
@@ -136,14 +170,20 @@ def test_a_tampered_savepoint_is_refused_and_never_unpickled(client, tmp_path):
 
 
 def test_the_flows_own_exception_ends_it_with_its_traceback_and_keeps_savepoints(client, tmp_path):
-    handle = flowrt.start(flow(tmp_path, """
+    handle = flowrt.start(
+        flow(
+            tmp_path,
+            """
         def helper(n):
             return 10 // n
 
         def handler(system, this):
             n = this.get('input_value')['n']
             return helper(n)
-    """), {"n": 0}).wait(30)
+    """,
+        ),
+        {"n": 0},
+    ).wait(30)
     record = handle.record()
     assert record.status is Status.ENDED_ERROR
     assert "ZeroDivisionError" in record.error
@@ -153,10 +193,15 @@ def test_the_flows_own_exception_ends_it_with_its_traceback_and_keeps_savepoints
 
 
 def test_a_bad_argument_to_a_flow_api_call_is_an_error_at_its_line(client, tmp_path):
-    handle = flowrt.start(flow(tmp_path, """
+    handle = flowrt.start(
+        flow(
+            tmp_path,
+            """
         def handler(system, this):
             this.get('colour')
-    """)).wait(30)
+    """,
+        )
+    ).wait(30)
     record = handle.record()
     assert record.status is Status.ENDED_ERROR and record.error_line == 4
     assert "this.get('colour'): the fields are input_value" in record.error

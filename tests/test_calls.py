@@ -5,8 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from conftest import ROOT
+
 from flowrt.calls import digest
-from tests.conftest import ROOT
 
 
 def test_a_digest_does_not_depend_on_the_hash_seed_of_the_worker():
@@ -16,8 +17,12 @@ def test_a_digest_does_not_depend_on_the_hash_seed_of_the_worker():
     )
     seen = {
         subprocess.run(
-            [sys.executable, "-c", code], env={"PYTHONHASHSEED": str(seed)}, cwd=ROOT,
-            capture_output=True, text=True, check=True,
+            [sys.executable, "-c", code],
+            env={"PYTHONHASHSEED": str(seed)},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
         for seed in range(6)
     }

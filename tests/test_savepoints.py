@@ -6,10 +6,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import wait_until, write_flow
 
 import flowrt
 from flowrt.status import Status
-from tests.conftest import wait_until, write_flow
 from tasks import runtime_of
 
 
@@ -24,7 +24,9 @@ def worker_runtime(client: flowrt.Client) -> flowrt.runtime.Runtime:  # type: ig
 
 
 def test_every_flow_api_call_creates_a_savepoint_with_call_line_and_variables(client, tmp_path):
-    path = flow(tmp_path, """
+    path = flow(
+        tmp_path,
+        """
         def handler(system, this):
             greeting = 'hello'
             this.log(greeting)
@@ -32,7 +34,8 @@ def test_every_flow_api_call_creates_a_savepoint_with_call_line_and_variables(cl
             this.get('input_value')
             this.save_dump('named')
             this.success('done')
-    """)
+    """,
+    )
     handle = flowrt.start(path).wait(30)
     assert handle.status is Status.ENDED_SUCCESS
     points = handle.savepoints()
@@ -48,11 +51,14 @@ def test_every_flow_api_call_creates_a_savepoint_with_call_line_and_variables(cl
 
 
 def test_a_failing_call_still_has_its_savepoint(client, tmp_path):
-    path = flow(tmp_path, """
+    path = flow(
+        tmp_path,
+        """
         def handler(system, this):
             this.log('before')
             this.connect('nowhere', fetch='SELECT 1')
-    """)
+    """,
+    )
     handle = flowrt.start(path).wait(30)
     assert handle.status is Status.ENDED_ERROR
     assert [(p.call, p.line) for p in handle.savepoints()] == [("log", 5), ("connect", 6)]
@@ -85,7 +91,9 @@ def test_restore_brings_variables_back_but_leaves_settings_as_they_are(client, t
 
 
 def test_load_dump_by_id_returns_again_from_save_dump(client, tmp_path):
-    path = flow(tmp_path, """
+    path = flow(
+        tmp_path,
+        """
         def handler(system, this):
             point = this.save_dump()
             passes = system.setting('passes')
@@ -95,7 +103,8 @@ def test_load_dump_by_id_returns_again_from_save_dump(client, tmp_path):
                 this.load_dump(point.id)
             this.save(output_value={'id': point.id, 'restored': point.restored, 'n': n})
             this.success('ok')
-    """)
+    """,
+    )
     handle = flowrt.start(path).wait(30)
     assert handle.status is Status.ENDED_SUCCESS, handle.record().error
     first = handle.savepoints()[0]
@@ -103,7 +112,9 @@ def test_load_dump_by_id_returns_again_from_save_dump(client, tmp_path):
 
 
 def test_names_may_repeat_and_the_newest_on_the_timeline_wins(client, tmp_path):
-    path = flow(tmp_path, """
+    path = flow(
+        tmp_path,
+        """
         def handler(system, this):
             marks = []
             first = this.save_dump('spot')
@@ -115,14 +126,17 @@ def test_names_may_repeat_and_the_newest_on_the_timeline_wins(client, tmp_path):
             this.save(output_value={'marks': marks, 'first': first.restored,
                                     'second': second.restored})
             this.success('ok')
-    """)
+    """,
+    )
     handle = flowrt.start(path).wait(30)
     assert handle.status is Status.ENDED_SUCCESS, handle.record().error
     assert handle.outputs == {"marks": ["a", "b"], "first": 0, "second": 1}
 
 
 def test_load_dump_of_an_unknown_savepoint_is_a_clear_error_the_flow_can_catch(client, tmp_path):
-    path = flow(tmp_path, """
+    path = flow(
+        tmp_path,
+        """
         import flowrt.errors
 
         def handler(system, this):
@@ -131,7 +145,8 @@ def test_load_dump_of_an_unknown_savepoint_is_a_clear_error_the_flow_can_catch(c
             except flowrt.errors.SavepointNotFoundError as error:
                 this.save(output_value={'caught': str(error)})
             this.load_dump('3f0c1b9e-0000-4000-8000-000000000000')
-    """)
+    """,
+    )
     handle = flowrt.start(path).wait(30)
     assert handle.status is Status.ENDED_ERROR
     assert "no savepoint with name 'no-such-name'" in handle.outputs["caught"]
@@ -141,17 +156,30 @@ def test_load_dump_of_an_unknown_savepoint_is_a_clear_error_the_flow_can_catch(c
 
 
 def test_load_dump_of_another_executions_savepoint_is_refused(client, tmp_path):
-    donor = flowrt.start(flow(tmp_path, """
+    donor = flowrt.start(
+        flow(
+            tmp_path,
+            """
         def handler(system, this):
             point = this.save_dump('mine')
             this.save(output_value={'id': point.id})
             this.success('ok')
-    """, "donor")).wait(30)
+    """,
+            "donor",
+        )
+    ).wait(30)
     foreign_id = donor.outputs["id"]
-    thief = flowrt.start(flow(tmp_path, """
+    thief = flowrt.start(
+        flow(
+            tmp_path,
+            """
         def handler(system, this, inputs):
             this.load_dump(inputs['id'])
-    """, "thief"), {"id": foreign_id}).wait(30)
+    """,
+            "thief",
+        ),
+        {"id": foreign_id},
+    ).wait(30)
     record = thief.record()
     assert record.status is Status.ENDED_ERROR
     assert f"belongs to execution {donor.id}" in record.error
@@ -160,11 +188,16 @@ def test_load_dump_of_another_executions_savepoint_is_refused(client, tmp_path):
 
 def test_a_restore_loop_is_stopped_with_a_clear_error(flowrt_env, tmp_path):
     flowrt_env(FLOWRT_MAX_RESTORES="3")
-    handle = flowrt.start(flow(tmp_path, """
+    handle = flowrt.start(
+        flow(
+            tmp_path,
+            """
         def handler(system, this):
             this.save_dump('again')
             this.load_dump('again', by='name')
-    """)).wait(30)
+    """,
+        )
+    ).wait(30)
     record = handle.record()
     assert record.status is Status.ENDED_ERROR
     assert "restore loop" in record.error and "limit is 3" in record.error
@@ -172,7 +205,9 @@ def test_a_restore_loop_is_stopped_with_a_clear_error(flowrt_env, tmp_path):
 
 
 def test_an_errored_execution_is_restored_from_outside_and_completes(client, tmp_path):
-    path = flow(tmp_path, """
+    path = flow(
+        tmp_path,
+        """
         def handler(system, this):
             attempts = []
             this.save_dump('before-risk')
@@ -181,7 +216,8 @@ def test_an_errored_execution_is_restored_from_outside_and_completes(client, tmp
                 raise RuntimeError('the remote side is down')
             this.save(output_value={'attempts': attempts})
             this.success('recovered')
-    """)
+    """,
+    )
     handle = flowrt.start(path).wait(30)
     record = handle.record()
     assert record.status is Status.ENDED_ERROR
@@ -198,7 +234,9 @@ def test_an_errored_execution_is_restored_from_outside_and_completes(client, tmp
 def test_a_replay_that_diverges_stops_the_execution_naming_line_and_both_calls(client, tmp_path):
     switch = tmp_path / "switch.txt"
     switch.write_text("log")
-    path = flow(tmp_path, f"""
+    path = flow(
+        tmp_path,
+        f"""
         from pathlib import Path
 
         def handler(system, this):
@@ -209,7 +247,8 @@ def test_a_replay_that_diverges_stops_the_execution_naming_line_and_both_calls(c
                 this.get('input_value')
             this.save_dump('after')
             this.error('stop here')
-    """)
+    """,
+    )
     handle = flowrt.start(path).wait(30)
     assert handle.status is Status.ENDED_ERROR
     switch.write_text("get")
@@ -222,12 +261,17 @@ def test_a_replay_that_diverges_stops_the_execution_naming_line_and_both_calls(c
 
 
 def test_a_step_at_a_stale_version_changes_nothing(client, tmp_path):
-    handle = flowrt.start(flow(tmp_path, """
+    handle = flowrt.start(
+        flow(
+            tmp_path,
+            """
         def handler(system, this):
             for i in range(3):
                 this.log(i)
             this.success('ok')
-    """)).wait(30)
+    """,
+        )
+    ).wait(30)
     before = (handle.record(), handle.savepoints(), handle.logs())
     runtime = worker_runtime(client)
     for version in range(0, before[0].version + 1):
@@ -238,14 +282,20 @@ def test_a_step_at_a_stale_version_changes_nothing(client, tmp_path):
 def test_a_live_execution_is_not_replayed_between_steps(client, tmp_path):
     runtime = worker_runtime(client)
     start = dict(runtime.stats)
-    handle = flowrt.start(flow(tmp_path, """
+    handle = flowrt.start(
+        flow(
+            tmp_path,
+            """
         def handler(system, this):
             total = 0
             for i in range(200):
                 total += this.get('input_value')['step']
             this.save(output_value={'total': total})
             this.success('ok')
-    """), {"step": 2}).wait(60)
+    """,
+        ),
+        {"step": 2},
+    ).wait(60)
     assert handle.outputs == {"total": 400}
     assert runtime.stats["steps"] - start["steps"] == 203  # start, 200 gets, save, success
     assert runtime.stats["loads"] - start["loads"] == 1
@@ -254,7 +304,10 @@ def test_a_live_execution_is_not_replayed_between_steps(client, tmp_path):
 
 def test_a_step_that_finds_no_live_execution_replays_the_journal(client, tmp_path):
     runtime = worker_runtime(client)
-    handle = flowrt.start(flow(tmp_path, """
+    handle = flowrt.start(
+        flow(
+            tmp_path,
+            """
         def handler(system, this):
             seen = []
             for i in range(5):
@@ -262,7 +315,10 @@ def test_a_step_that_finds_no_live_execution_replays_the_journal(client, tmp_pat
             this.sleep(1.5)
             this.save(output_value={'seen': seen})
             this.success('ok')
-    """), {"x": 10})
+    """,
+        ),
+        {"x": 10},
+    )
     wait_until(lambda: handle.status is Status.WAITING, 30, "the sleep")
     replayed = runtime.stats["replayed_calls"]
     runtime.live.clear()  # as if the step landed on a worker that never saw this execution
@@ -273,14 +329,19 @@ def test_a_step_that_finds_no_live_execution_replays_the_journal(client, tmp_pat
 
 
 def test_sleep_waits_without_a_worker_slot_and_then_continues(client, tmp_path):
-    handle = flowrt.start(flow(tmp_path, """
+    handle = flowrt.start(
+        flow(
+            tmp_path,
+            """
         import time
 
         def handler(system, this):
             this.sleep(1)
             this.sleep_until(time.time() - 5)  # in the past: returns at once
             this.success('woke')
-    """))
+    """,
+        )
+    )
     wait_until(lambda: handle.status is Status.WAITING, 30, "WAITING")
     assert handle.record().wake_at is not None
     handle.wait(30)
@@ -289,14 +350,17 @@ def test_sleep_waits_without_a_worker_slot_and_then_continues(client, tmp_path):
 
 
 def test_outputs_follow_a_restore_back_to_before_they_were_saved(client, tmp_path):
-    path = flow(tmp_path, """
+    path = flow(
+        tmp_path,
+        """
         def handler(system, this):
             this.save(output_value={'stage': 'early'})
             point = this.save_dump('p')
             if point.restored == 0:
                 this.save(output_value={'stage': 'late'})
             this.error('look at me')
-    """)
+    """,
+    )
     handle = flowrt.start(path).wait(30)
     assert handle.outputs == {"stage": "late"}
     handle.restore("p", by="name").wait(30)
@@ -305,12 +369,17 @@ def test_outputs_follow_a_restore_back_to_before_they_were_saved(client, tmp_pat
 
 
 def test_archive_deletes_savepoints_and_keeps_status_outputs_and_logs(client, tmp_path):
-    handle = flowrt.start(flow(tmp_path, """
+    handle = flowrt.start(
+        flow(
+            tmp_path,
+            """
         def handler(system, this):
             this.log('kept')
             this.save(output_value={'kept': True})
             this.success('ok')
-    """)).wait(30)
+    """,
+        )
+    ).wait(30)
     handle.archive()
     assert handle.savepoints() == []
     record = handle.record()
@@ -322,23 +391,32 @@ def test_archive_deletes_savepoints_and_keeps_status_outputs_and_logs(client, tm
 
 
 def test_the_handler_may_take_inputs_as_a_third_parameter(client, tmp_path):
-    handle = flowrt.start(flow(tmp_path, """
+    handle = flowrt.start(
+        flow(
+            tmp_path,
+            """
         def handler(system, this, inputs):
             this.save(output_value={'doubled': inputs['n'] * 2})
             this.success('ok')
-    """), {"n": 21}).wait(30)
+    """,
+        ),
+        {"n": 21},
+    ).wait(30)
     assert handle.outputs == {"doubled": 42}
 
 
 def test_success_and_error_cannot_be_swallowed_by_except_exception(client, tmp_path):
-    path = flow(tmp_path, """
+    path = flow(
+        tmp_path,
+        """
         def handler(system, this):
             try:
                 this.success('really done')
             except Exception:
                 this.log('swallowed')
             this.log('after')
-    """)
+    """,
+    )
     handle = flowrt.start(path).wait(30)
     assert handle.status is Status.ENDED_SUCCESS
     assert handle.record().message == "really done"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+from conftest import write_flow
 
 import flowrt
 from flowrt.status import Status
-from tests.conftest import write_flow
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -67,14 +67,19 @@ def test_many_executions_finish_correctly_on_two_workers(production, tmp_path):
 def test_an_execution_shows_the_worker_it_is_loaded_on(production, tmp_path):
     client, workers = production
     workers.start("gamma")
-    handle = flowrt.start(write_flow(tmp_path, textwrap.dedent("""
+    handle = flowrt.start(
+        write_flow(
+            tmp_path,
+            textwrap.dedent("""
         import flow_api
 
         def handler(system, this):
             this.sleep(2)
             this.success('ok')
-    """)))
-    from tests.conftest import wait_until
+    """),
+        )
+    )
+    from conftest import wait_until
 
     wait_until(lambda: handle.status is Status.WAITING, 60, "the sleep")
     assert handle.record().worker.startswith("gamma@")

@@ -35,13 +35,14 @@ class SqlConnector(Connector):
         binds = params.get("params") or {}
         try:
             with self._engine.begin() as conn:
-                result = conn.execute(sa.text(fetch or execute), binds)
+                result = conn.execute(sa.text(str(fetch or execute)), binds)
                 if fetch is not None:
                     return {"result": [dict(row._mapping) for row in result]}
                 return {"result": None, "rowcount": result.rowcount}
         except sa.exc.SQLAlchemyError as exc:
+            cause = getattr(exc, "orig", None) or exc
             raise ConnectorError(
-                f"connector {self.name!r}: {type(exc.orig or exc).__name__}: {exc.orig or exc}"
+                f"connector {self.name!r}: {type(cause).__name__}: {cause}"
             ) from None
 
     def close(self) -> None:

@@ -95,9 +95,9 @@ class SqlStore(Store):
     def create_execution(
         self, flow_name: str, source: str, inputs: dict[str, Any]
     ) -> ExecutionRecord:
-        now = _now()
+        now, execution_id = _now(), str(uuid.uuid4())
         row = {
-            "id": str(uuid.uuid4()),
+            "id": execution_id,
             "flow_name": flow_name,
             "source": source,
             "status": Status.RUNNING.value,
@@ -110,7 +110,7 @@ class SqlStore(Store):
         }
         with self.engine.begin() as conn:
             conn.execute(executions.insert().values(row))
-            return self._get_execution(conn, row["id"])
+            return self._get_execution(conn, execution_id)
 
     def get_execution(self, execution_id: str) -> ExecutionRecord:
         with self.engine.begin() as conn:
