@@ -190,7 +190,7 @@ class DeterminismError(ReplayError):
     def __str__(self) -> str:
         return (
             f"replay diverged at line {self.line} (savepoint #{self.seq}): the journal recorded "
-            f"{self.recorded} but the flow now calls {self.found}; a flow must make the same "
+            f"{self.recorded} but the flow now {self.found}; a flow must make the same "
             "Flow-API calls with the same arguments when given the same answers - keep time, "
             "randomness and outside reads behind Flow-API calls"
         )

@@ -151,7 +151,7 @@ class LiveExecution:
                         entry.seq,
                         call.line,
                         f"{entry.name}(…) at line {entry.line}",
-                        f"{call.describe()} at line {call.line}",
+                        f"calls {call.describe()} at line {call.line}",
                     )
                 )
             if entry.outcome is not None:
@@ -194,7 +194,10 @@ class LiveExecution:
                 self._events.put(
                     Diverged(
                         DeterminismError(
-                            head.seq, 0, f"{head.name}(…) at line {head.line}", "a return"
+                            head.seq,
+                            head.line,
+                            f"{head.name}(…) at line {head.line}",
+                            "returns from its handler",
                         )
                     )
                 )
