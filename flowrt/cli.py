@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from flowrt.client import Client, Handle, default_client
+from flowrt.client import Client, Handle, default_client, shutdown
 from flowrt.errors import FlowrtError
 from flowrt.status import Status
 from flowrt.storage import SavepointRecord
@@ -104,7 +104,7 @@ def run(flow: str, pairs: tuple[str, ...], timeout_s: float) -> None:
             sys.exit(1)
         time.sleep(0.02)
     _print_end(handle)
-    client.close()
+    shutdown()
     sys.exit(0 if record.status is Status.ENDED_SUCCESS else 1)
 
 

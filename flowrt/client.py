@@ -26,7 +26,7 @@ class Client:
     """flowrt as seen from outside the workers, for one set of settings."""
 
     def __init__(self, settings: config.Settings) -> None:
-        from tasks import CeleryDispatcher, create_app  # the edge that wires Celery in
+        from tasks.steps import CeleryDispatcher, create_app  # the edge that wires Celery in
 
         self.settings = settings
         self.app = create_app(settings)
