@@ -31,6 +31,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_pool": "threads",
         "worker_concurrency": settings.worker_concurrency,
         "worker_hijack_root_logger": False,
-        "task_send_sent_event": True,
-        "worker_send_task_events": True,
+        # Task events cost a publish each; Flower switches them on at the workers while it
+        # runs (its --enable-events default), so they are off otherwise.
+        "task_send_sent_event": False,
+        "worker_send_task_events": False,
     }

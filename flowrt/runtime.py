@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -28,6 +27,7 @@ from flowrt.errors import (
     SavepointNotFoundError,
     SerializationError,
 )
+from flowrt.ids import new_id
 from flowrt.live import (
     Diverged,
     Event,
@@ -187,7 +187,7 @@ class Runtime:
             outcome = None
             if after is not None:
                 what = f"savepoint #{after.seq} ({after.id}) of execution {record.id}"
-                outcome = self.signer.loads(after.answer or b"", what)
+                outcome = _outcome(self.signer.loads(after.answer or b"", what))
             entries.append(ReplayEntry(row.seq, row.call, row.line, row.digest, outcome))
         return entries, timeline[-1]
 
@@ -219,17 +219,17 @@ class Runtime:
         assert live.pending is not None
         what = f"{live.pending.describe()} at line {live.pending.line}"
         try:
-            blob = self.signer.dumps(outcome)
+            blob = self.signer.dumps(_payload(outcome))
         except Exception as error:
             outcome = Outcome(
                 error=SerializationError(what, f"its answer cannot be stored: {error}")
             )
-            return self.signer.dumps(outcome), outcome
+            return self.signer.dumps(_payload(outcome)), outcome
         if len(blob) > self.options.max_answer_bytes:
             outcome = Outcome(
                 error=AnswerTooLargeError(what, len(blob), self.options.max_answer_bytes)
             )
-            blob = self.signer.dumps(outcome)
+            blob = self.signer.dumps(_payload(outcome))
         return blob, outcome
 
     def _settle(
@@ -265,7 +265,7 @@ class Runtime:
     ) -> SavepointRecord:
         call, head = event.call, live.head
         return SavepointRecord(
-            id=str(uuid.uuid4()),
+            id=new_id(),
             execution_id=live.execution_id,
             seq=head.seq + 1 if head else 1,
             parent_id=head.id if head else None,
@@ -373,3 +373,14 @@ class Runtime:
 
 def _ended(status: Status) -> dict[str, Any]:
     return {"status": status.value, "ended_at": _now(), "wake_at": None, "worker": None}
+
+
+def _payload(outcome: Outcome) -> tuple[Any, BaseException | None] | None:
+    # What is stored of an outcome: None for the common "returned None", else (value, error).
+    if outcome.value is None and outcome.error is None:
+        return None
+    return (outcome.value, outcome.error)
+
+
+def _outcome(payload: tuple[Any, BaseException | None] | None) -> Outcome:
+    return Outcome() if payload is None else Outcome(*payload)

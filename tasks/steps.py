@@ -89,7 +89,7 @@ def runtime_of(app: Celery, hostname: str | None) -> Runtime:
         runtime = app.flowrt_runtimes.get(hostname)  # type: ignore[attr-defined]
         if runtime is None:
             settings: Settings = app.flowrt_settings  # type: ignore[attr-defined]
-            store = open_store(settings.database_url)
+            store = open_store(settings.database_url, pre_ping=False)  # the step retries
             runtime = Runtime(
                 store,
                 Options(**settings.runtime_options()),

@@ -17,6 +17,7 @@ from flowrt.errors import (
     InvalidStateError,
     SavepointNotFoundError,
 )
+from flowrt.ids import new_id
 from flowrt.status import Status
 from flowrt.storage import migrate as migrations
 from flowrt.storage.base import (
@@ -30,9 +31,13 @@ from flowrt.storage.base import (
 from flowrt.storage.schema import executions, logs, named, savepoints
 
 
-def open_store(url: str, *, migrate: bool | None = None) -> SqlStore:
-    """Connect to `url`; SQLite migrates by itself, other databases must be upgraded already."""
-    engine = create_engine(url)
+def open_store(url: str, *, migrate: bool | None = None, pre_ping: bool = True) -> SqlStore:
+    """Connect to `url`; SQLite migrates by itself, other databases must be upgraded already.
+
+    `pre_ping=False` saves a round trip per transaction for callers that retry on a dropped
+    connection themselves (workers do).
+    """
+    engine = create_engine(url, pre_ping=pre_ping)
     if migrate if migrate is not None else engine.dialect.name == "sqlite":
         migrations.upgrade(engine)
     else:
@@ -40,13 +45,13 @@ def open_store(url: str, *, migrate: bool | None = None) -> SqlStore:
     return SqlStore(engine)
 
 
-def create_engine(url: str) -> sa.Engine:
+def create_engine(url: str, pre_ping: bool = True) -> sa.Engine:
     """An engine for `url`, tuned for flowrt (SQLite: WAL and immediate write locks)."""
     if url.startswith(("postgres://", "postgresql://")):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     parsed = sa.make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return sa.create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        return sa.create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=pre_ping)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
@@ -85,6 +90,8 @@ class SqlStore(Store):
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self._insert = (postgresql if engine.dialect.name == "postgresql" else sqlite).insert
+        # PostgreSQL runs a step's commit as one statement: one round trip, atomic by itself.
+        self._one_statement = engine.dialect.name == "postgresql"
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -95,7 +102,7 @@ class SqlStore(Store):
     def create_execution(
         self, flow_name: str, source: str, inputs: dict[str, Any]
     ) -> ExecutionRecord:
-        now, execution_id = _now(), str(uuid.uuid4())
+        now, execution_id = _now(), new_id()
         row = {
             "id": execution_id,
             "flow_name": flow_name,
@@ -129,6 +136,8 @@ class SqlStore(Store):
         values = dict(commit.changes, version=commit.version + 1, updated_at=_now())
         if commit.savepoint is not None:
             values["head_id"] = commit.savepoint.id
+        if self._one_statement and not commit.logs and commit.restored is None:
+            return self._commit_in_one_statement(commit, values)
         with self.engine.begin() as conn:
             moved = conn.execute(
                 executions.update()
@@ -274,6 +283,31 @@ class SqlStore(Store):
         with self.engine.begin() as conn:
             gone = conn.execute(named.delete().where(named.c.kind == kind, named.c.name == name))
         return gone.rowcount > 0
+
+    def _commit_in_one_statement(self, commit: StepCommit, values: dict[str, Any]) -> bool:
+        moved = (
+            executions.update()
+            .where(executions.c.id == commit.execution_id)
+            .where(executions.c.version == commit.version)
+            .values(values)
+            .returning(executions.c.id)
+        )
+        if commit.savepoint is not None:
+            # WITH moved AS (UPDATE ... RETURNING id) INSERT INTO savepoints SELECT ... FROM moved:
+            # the row is inserted only if the fenced update matched.
+            row = _savepoint_row(commit.savepoint)
+            fenced = moved.cte("moved")
+            source = sa.select(
+                *[sa.literal(row[column.name], type_=column.type) for column in savepoints.c]
+            ).select_from(fenced)
+            statement = (
+                savepoints.insert()
+                .from_select([column.name for column in savepoints.c], source)
+                .returning(savepoints.c.id)
+            )
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            result = conn.execute(moved if commit.savepoint is None else statement)
+            return result.first() is not None
 
     # --- private helpers: run inside the caller's transaction --------------------------------
 
