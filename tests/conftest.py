@@ -104,6 +104,13 @@ def _purge_memory_queues() -> None:
             queue.get_nowait()
 
 
+def line_of(source: str, text: str) -> int:
+    """The 1-based line of the only line of `source` containing `text`."""
+    lines = [n for n, line in enumerate(source.splitlines(), 1) if text in line]
+    assert len(lines) == 1, f"{text!r} is on lines {lines}"
+    return lines[0]
+
+
 def flow_path(name: str) -> str:
     """Path of a test flow in tests/flows."""
     return str(FLOWS / f"{name}.py")

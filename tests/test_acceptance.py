@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import WorkerProcesses, flow_path
+from conftest import WorkerProcesses, flow_path, line_of
 
 import flowrt
 from flowrt.client import Client
@@ -34,11 +34,9 @@ ORIGINAL_ROWS = [
 ]
 
 
-def line_of(text: str) -> int:
+def flow_line(text: str) -> int:
     """The line of the acceptance flow that contains `text`."""
-    lines = [n for n, line in enumerate(Path(FLOW).read_text().splitlines(), 1) if text in line]
-    assert len(lines) == 1, f"{text!r} is on lines {lines}"
-    return lines[0]
+    return line_of(Path(FLOW).read_text(), text)
 
 
 # --- the outside world: a SQL database that counts reads, an upload endpoint that fails once ---
@@ -172,7 +170,7 @@ def run_scenario(client: Client, data: DataDatabase, server: UploadServer) -> No
     handle = flowrt.start(FLOW, {}).wait(60)
     record = handle.record()
     assert record.status is Status.ENDED_ERROR, record.message
-    assert record.error_line == line_of("path='/upload'")
+    assert record.error_line == flow_line("path='/upload'")
     assert "HttpStatusError" in (record.message or "")
     assert "500" in (record.message or "") and "storage backend down" in (record.message or "")
     assert data.fetches() == 1
@@ -196,7 +194,7 @@ def run_scenario(client: Client, data: DataDatabase, server: UploadServer) -> No
     # 4. The fetch did not run again: not in the database, not in the journal.
     assert data.fetches() == 1
     savepoints = handle.savepoints()
-    fetch_line = line_of("fetch='SELECT * FROM data'")
+    fetch_line = flow_line("fetch='SELECT * FROM data'")
     assert len([s for s in savepoints if s.call == "connect" and s.line == fetch_line]) == 1
     [named] = [s for s in savepoints if s.name == "with-fetched-data"]
     assert named.call == "save_dump"

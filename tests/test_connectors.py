@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import sqlalchemy as sa
-from conftest import write_flow
+from conftest import line_of, write_flow
 
 import flowrt
 from flowrt.client import Client
@@ -132,13 +132,6 @@ def server() -> Iterator[RecordingServer]:
     httpd.start()
     yield httpd
     httpd.stop()
-
-
-def line_of(source: str, text: str) -> int:
-    """The 1-based line of the only line of `source` containing `text`."""
-    lines = [n for n, line in enumerate(source.splitlines(), 1) if text in line]
-    assert len(lines) == 1, f"{text!r} is on lines {lines}"
-    return lines[0]
 
 
 # --- SQL ---------------------------------------------------------------------------------------
