@@ -12,9 +12,10 @@ import config
 from flowrt.connectors import check_config
 from flowrt.connectors.base import KIND as CONNECTOR
 from flowrt.embedded import EmbeddedWorker
-from flowrt.errors import FlowNotFoundError, ScriptError
+from flowrt.errors import FlowNotFoundError
 from flowrt.options import Options
 from flowrt.runtime import Runtime
+from flowrt.script import FlowScript
 from flowrt.status import Status
 from flowrt.storage import ExecutionRecord, LogRecord, NamedRecord, SavepointRecord, open_store
 
@@ -93,8 +94,6 @@ class Client:
     def register_flow(self, name: str, path: str | Path) -> None:
         """Store the flow file at `path` under `name`, so `start(name)` and children find it."""
         source = Path(path).read_text()
-        from flowrt.script import FlowScript
-
         FlowScript.compile(name, source)
         self.store.put_named(FLOW, name, {"source": source})
 
@@ -203,4 +202,4 @@ def shutdown() -> None:
         client.close()
 
 
-__all__ = ["Client", "Handle", "ScriptError", "default_client", "get", "shutdown", "start"]
+__all__ = ["Client", "Handle", "default_client", "get", "shutdown", "start"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -245,7 +245,8 @@ class Runtime:
             savepoint = self._savepoint(live, event, answer)
             commit = StepCommit(live.execution_id, live.version, changes, savepoint, logs)
             if self._commit(live, commit):
-                live.head, live.pending = savepoint, event.call
+                # The live execution keeps its head without the answer blob it no longer needs.
+                live.head, live.pending = replace(savepoint, answer=None), event.call
                 self._park(live)
             return
         if isinstance(event, Returned):
