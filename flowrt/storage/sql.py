@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -92,6 +93,7 @@ class SqlStore(Store):
         self._insert = (postgresql if engine.dialect.name == "postgresql" else sqlite).insert
         # PostgreSQL runs a step's commit as one statement: one round trip, atomic by itself.
         self._one_statement = engine.dialect.name == "postgresql"
+        self._statements: dict[tuple[tuple[str, ...], bool], str] = {}
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -285,29 +287,24 @@ class SqlStore(Store):
         return gone.rowcount > 0
 
     def _commit_in_one_statement(self, commit: StepCommit, values: dict[str, Any]) -> bool:
-        moved = (
-            executions.update()
-            .where(executions.c.id == commit.execution_id)
-            .where(executions.c.version == commit.version)
-            .values(values)
-            .returning(executions.c.id)
-        )
-        if commit.savepoint is not None:
-            # WITH moved AS (UPDATE ... RETURNING id) INSERT INTO savepoints SELECT ... FROM moved:
-            # the row is inserted only if the fenced update matched.
-            row = _savepoint_row(commit.savepoint)
-            fenced = moved.cte("moved")
-            source = sa.select(
-                *[sa.literal(row[column.name], type_=column.type) for column in savepoints.c]
-            ).select_from(fenced)
-            statement = (
-                savepoints.insert()
-                .from_select([column.name for column in savepoints.c], source)
-                .returning(savepoints.c.id)
+        # WITH moved AS (UPDATE ... WHERE version = :v RETURNING id) INSERT ... SELECT FROM moved:
+        # the savepoint is inserted only if the fenced update matched. Plain SQL, built once per
+        # set of changed columns: SQLAlchemy's statement building cost as much as the commit.
+        columns = tuple(sorted(values))
+        with_savepoint = commit.savepoint is not None
+        sql = self._statements.get((columns, with_savepoint))
+        if sql is None:
+            sql = self._statements[(columns, with_savepoint)] = _one_statement_sql(
+                columns, with_savepoint
             )
+        params = {f"e_{key}": _pg_value(key, value) for key, value in values.items()}
+        params.update(e_id=commit.execution_id, e_fence=commit.version)
+        if commit.savepoint is not None:
+            row = _savepoint_row(commit.savepoint)
+            params.update({f"s_{key}": value for key, value in row.items()})
+            params["s_variables"] = json.dumps(row["variables"])
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            result = conn.execute(moved if commit.savepoint is None else statement)
-            return result.first() is not None
+            return conn.exec_driver_sql(sql, params).first() is not None
 
     # --- private helpers: run inside the caller's transaction --------------------------------
 
@@ -344,6 +341,33 @@ class SqlStore(Store):
             )
         )
         return chain, savepoints.c.id == chain.c.id
+
+
+_JSON_COLUMNS = frozenset({"inputs", "outputs"})
+
+
+def _pg_value(column: str, value: Any) -> Any:
+    return json.dumps(value) if column in _JSON_COLUMNS else value
+
+
+def _one_statement_sql(columns: tuple[str, ...], with_savepoint: bool) -> str:
+    known = set(executions.c.keys())
+    if not set(columns) <= known:
+        raise ValueError(f"not columns of executions: {sorted(set(columns) - known)}")
+    cast = {name: "::json" for name in _JSON_COLUMNS}
+    assignments = ", ".join(f"{c} = %(e_{c})s{cast.get(c, '')}" for c in columns)
+    update = (
+        f"UPDATE executions SET {assignments} "
+        "WHERE id = %(e_id)s AND version = %(e_fence)s RETURNING id"
+    )
+    if not with_savepoint:
+        return update
+    names = savepoints.c.keys()
+    selected = ", ".join(f"%(s_{c})s{'::json' if c == 'variables' else ''}" for c in names)
+    return (
+        f"WITH moved AS ({update}) "
+        f"INSERT INTO savepoints ({', '.join(names)}) SELECT {selected} FROM moved RETURNING id"
+    )
 
 
 def _execution(row: Any) -> ExecutionRecord:
