@@ -62,6 +62,15 @@ class LiveCache:
         if live is not None:
             live.close()
 
+    def forget(self, live: LiveExecution) -> None:
+        """Unload `live` if it is still parked here (its savepoint was not stored)."""
+        with self._lock:
+            parked = self._parked.get(live.execution_id) is live
+            if parked:
+                del self._parked[live.execution_id]
+        if parked:
+            live.close()
+
     def release(self, execution_id: str) -> None:
         """End a step that parks nothing (the execution ended, waits long, or lost its fence)."""
         with self._lock:

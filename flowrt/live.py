@@ -99,6 +99,10 @@ class LiveExecution:
         self._answers: queue.SimpleQueue[Outcome | type[FlowSignal]] = queue.SimpleQueue()
         self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self._closing: type[FlowSignal] | None = None
+        # Whether the savepoint this live state stands at is stored (see Runtime._advance).
+        self._committed = threading.Event()
+        self._committed.set()
+        self._commit_ok = True
         self._thread = threading.Thread(
             target=self._run, name=f"flow-{state.execution_id[:8]}", daemon=True
         )
@@ -107,6 +111,21 @@ class LiveExecution:
     def execution_id(self) -> str:
         """The id of the execution this handler belongs to."""
         return self.state.execution_id
+
+    def begin_commit(self) -> None:
+        """Mark the savepoint this execution now stands at as not stored yet."""
+        self._commit_ok = False
+        self._committed.clear()
+
+    def end_commit(self, stored: bool) -> None:
+        """Record whether that savepoint was stored, and wake a step waiting for it."""
+        self._commit_ok = stored
+        self._committed.set()
+
+    def wait_committed(self) -> bool:
+        """Wait until the savepoint this execution stands at is settled; True if it is stored."""
+        self._committed.wait()
+        return self._commit_ok
 
     @property
     def alive(self) -> bool:

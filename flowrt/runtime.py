@@ -2,8 +2,7 @@
 
 A step takes an execution that is parked at its pending Flow-API call (from this process's
 live cache, or rebuilt by replaying its journal), performs that call, runs the flow to its
-next call, and stores the savepoint there in one fenced transaction before enqueuing the
-next step.
+next call, stores the savepoint there in one fenced write, and enqueues the next step.
 """
 
 from __future__ import annotations
@@ -11,14 +10,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from flowrt.blobs import Signer
 from flowrt.cache import LiveCache
 from flowrt.calls import Outcome
 from flowrt.connectors import Connectors
+from flowrt.dispatch import Dispatcher, StepTicket
 from flowrt.errors import (
     AnswerTooLargeError,
     EndSignal,
@@ -45,26 +45,6 @@ from flowrt.status import RESTORABLE, Status
 from flowrt.storage.base import ExecutionRecord, LogRecord, SavepointRecord, StepCommit, Store
 
 log = logging.getLogger("flowrt")
-
-
-@dataclass(frozen=True)
-class StepTicket:
-    """What a step message carries (ids only) plus what Flower shows about it."""
-
-    execution_id: str
-    version: int
-    flow_name: str
-    seq: int
-    call: str
-
-
-class Dispatcher(Protocol):
-    """Sends step messages; the Celery edge implements it."""
-
-    def enqueue_step(
-        self, ticket: StepTicket, *, sticky: bool = False, eta: datetime | None = None
-    ) -> None:
-        """Enqueue `ticket`; `sticky` sends it to this worker's own queue; `eta` delays it."""
 
 
 def _now() -> datetime:
@@ -122,7 +102,12 @@ class Runtime:
         head = self.store.get_savepoint(ref)
         self.dispatcher.enqueue_step(
             StepTicket(
-                record.id, record.version, record.flow_name, head.seq if head else 0, "restore"
+                record.id,
+                record.version,
+                record.flow_name,
+                head.seq if head else 0,
+                "restore",
+                record.head_id,
             )
         )
         return record
@@ -133,15 +118,18 @@ class Runtime:
 
     # --- a step, run by a worker ---------------------------------------------------------------
 
-    def step(self, execution_id: str, version: int) -> None:
-        """Advance the execution by one Flow-API call if it is still at `version`."""
+    def step(self, execution_id: str, version: int, head_id: str | None = None) -> None:
+        """Advance the execution by one Flow-API call if it is still at `version` and `head_id`."""
         live, claimed = self.live.take(execution_id, version)
         if not claimed:
             return
         self.stats["steps"] += 1
         try:
+            if live is not None and not live.wait_committed():
+                live.close()  # its savepoint was never stored: the database decides below
+                live = None
             if live is None:
-                live = self._load(execution_id, version)
+                live = self._load(execution_id, version, head_id)
                 if live is None:
                     self.live.release(execution_id)
                     return
@@ -152,9 +140,11 @@ class Runtime:
                 live.close()
             raise
 
-    def _load(self, execution_id: str, version: int) -> LiveExecution | None:
+    def _load(self, execution_id: str, version: int, head_id: str | None) -> LiveExecution | None:
         record = self.store.get_execution(execution_id)
         if record.version != version or record.status not in (Status.RUNNING, Status.WAITING):
+            return None
+        if head_id is not None and record.head_id != head_id:
             return None
         state = FlowState(record.id, record.flow_name, dict(record.inputs), {}, None)
         try:
@@ -244,10 +234,7 @@ class Runtime:
         if isinstance(event, Parked):
             savepoint = self._savepoint(live, event, answer)
             commit = StepCommit(live.execution_id, live.version, changes, savepoint, logs)
-            if self._commit(live, commit):
-                # The live execution keeps its head without the answer blob it no longer needs.
-                live.head, live.pending = replace(savepoint, answer=None), event.call
-                self._park(live)
+            self._advance(live, savepoint, commit, event)
             return
         if isinstance(event, Returned):
             changes.update(_ended(Status.ENDED_SUCCESS), message=live.state.message)
@@ -279,42 +266,60 @@ class Runtime:
             variables=call.variables,
         )
 
-    def _commit(self, live: LiveExecution, commit: StepCommit) -> bool:
-        changes = dict(commit.changes)
-        changes.setdefault("worker", self.worker)
-        done = self.store.commit_step(
-            StepCommit(
-                commit.execution_id,
-                commit.version,
-                changes,
-                commit.savepoint,
-                commit.logs,
-                commit.restored,
-            )
-        )
-        if done:
-            live.version = commit.version + 1
-            if "status" in changes:
-                live.status = Status(changes["status"])
-            if "wake_at" in changes:
-                live.wake_at = changes["wake_at"]
-        else:
-            log.info(
-                "execution %s moved past version %s; step dropped",
-                live.execution_id,
-                commit.version,
-            )
-            self.live.release(live.execution_id)
-            live.close()
-        return done
+    def _advance(
+        self, live: LiveExecution, savepoint: SavepointRecord, commit: StepCommit, event: Parked
+    ) -> None:
+        """Store the savepoint of the flow's next call and enqueue the step that performs it.
 
-    def _park(self, live: LiveExecution, eta: datetime | None = None) -> None:
-        sticky = self.live.put(live)
+        While the execution stays live here, the step message is sent first and travels while
+        the commit runs; that step waits for the commit before it performs anything, so no
+        call is performed before its savepoint is stored. If the commit loses its fence, the
+        step finds the database elsewhere and does nothing.
+        """
+        commit = replace(commit, changes={"worker": self.worker, **commit.changes})
+        # The live execution keeps its head without the answer blob it no longer needs.
+        live.head, live.pending = replace(savepoint, answer=None), event.call
+        self._apply(live, commit)
+        live.begin_commit()
+        if not self.live.put(live):  # not kept here: commit first, any worker takes the step
+            stored = self.store.commit_step(commit)
+            live.end_commit(stored)
+            if stored:
+                self.dispatcher.enqueue_step(self._ticket(live))
+            return
+        stored = False
+        try:
+            self.dispatcher.enqueue_step(self._ticket(live), sticky=True)
+            stored = self.store.commit_step(commit)
+        finally:
+            live.end_commit(stored)
+            if not stored:
+                self.live.forget(live)
+
+    def _commit(self, live: LiveExecution, commit: StepCommit) -> bool:
+        commit = replace(commit, changes={"worker": self.worker, **commit.changes})
+        if self.store.commit_step(commit):
+            self._apply(live, commit)
+            return True
+        log.info("execution %s moved past version %s", live.execution_id, commit.version)
+        self.live.release(live.execution_id)
+        live.close()
+        return False
+
+    def _apply(self, live: LiveExecution, commit: StepCommit) -> None:
+        live.version = commit.version + 1
+        if "status" in commit.changes:
+            live.status = Status(commit.changes["status"])
+        if "wake_at" in commit.changes:
+            live.wake_at = commit.changes["wake_at"]
+
+    def _ticket(self, live: LiveExecution) -> StepTicket:
         assert live.head is not None and live.pending is not None
-        ticket = StepTicket(
-            live.execution_id, live.version, live.state.flow_name, live.head.seq, live.pending.name
+        head = live.head
+        flow = live.state.flow_name
+        return StepTicket(
+            live.execution_id, live.version, flow, head.seq, live.pending.name, head.id
         )
-        self.dispatcher.enqueue_step(ticket, sticky=sticky and eta is None, eta=eta)
 
     def _wait(self, live: LiveExecution, until: datetime) -> None:
         changes = {"status": Status.WAITING.value, "wake_at": until}
@@ -324,17 +329,9 @@ class Runtime:
             # A long wait is not worth a parked thread: unload now, replay when it ends.
             self.live.release(live.execution_id)
             live.close()
-            assert live.head is not None and live.pending is not None
-            ticket = StepTicket(
-                live.execution_id,
-                live.version,
-                live.state.flow_name,
-                live.head.seq,
-                live.pending.name,
-            )
-            self.dispatcher.enqueue_step(ticket, eta=until)
-            return
-        self._park(live, eta=until)
+        else:
+            self.live.put(live)
+        self.dispatcher.enqueue_step(self._ticket(live), eta=until)
 
     def _end(self, live: LiveExecution, end: End) -> None:
         changes = _ended(end.status)
@@ -352,8 +349,9 @@ class Runtime:
         if self._commit(live, commit):
             self.live.release(live.execution_id)
             live.close()
+            flow, target = live.state.flow_name, restore.target
             ticket = StepTicket(
-                live.execution_id, live.version, live.state.flow_name, restore.target.seq, "restore"
+                live.execution_id, live.version, flow, target.seq, "restore", target.id
             )
             self.dispatcher.enqueue_step(ticket)
 

@@ -14,8 +14,9 @@ from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.exc import DBAPIError
 
 from config import Settings, celery_config
+from flowrt.dispatch import StepTicket
 from flowrt.options import Options
-from flowrt.runtime import Runtime, StepTicket
+from flowrt.runtime import Runtime
 from flowrt.storage import open_store
 
 log = logging.getLogger("flowrt.tasks")
@@ -44,7 +45,8 @@ class CeleryDispatcher:
             options["queue"] = worker_direct(self.hostname).name
         if eta is not None:
             options["eta"] = eta
-        self.app.tasks[STEP].apply_async((ticket.execution_id, ticket.version), **options)
+        args = (ticket.execution_id, ticket.version, ticket.head_id)
+        self.app.tasks[STEP].apply_async(args, **options)
 
 
 def create_app(settings: Settings) -> Celery:
@@ -66,11 +68,11 @@ def create_app(settings: Settings) -> Celery:
     signals.worker_init.connect(on_worker_init, weak=False)
 
     @app.task(name=STEP, bind=True, acks_late=True, max_retries=None, shared=False)
-    def step(self: Task, execution_id: str, version: int) -> None:
+    def step(self: Task, execution_id: str, version: int, head_id: str | None = None) -> None:
         """Advance one execution by one Flow-API call."""
         runtime = runtime_of(app, getattr(app, "flowrt_hostname", None))
         try:
-            runtime.step(execution_id, int(version))
+            runtime.step(execution_id, int(version), head_id)
         except (DBAPIError, BrokerError) as error:
             # The database or broker is away: try the same step again rather than lose it.
             log.warning("step %s v%s failed (%s); retrying", execution_id, version, error)

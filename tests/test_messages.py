@@ -9,14 +9,15 @@ import redis
 from conftest import base_env
 
 import config
-from flowrt.runtime import StepTicket
+from flowrt.dispatch import StepTicket
 from tasks.steps import CeleryDispatcher, create_app
 
 
 def test_a_step_message_is_json_with_ids_only_and_reads_well_in_flower(redis_url, tmp_path):
     settings = config.load(base_env(tmp_path, FLOWRT_BROKER_URL=redis_url, FLOWRT_QUEUE="q-msg"))
     app = create_app(settings)
-    ticket = StepTicket("0190a3c4-0000-7000-8000-000000000001", 7, "billing", 3, "connect")
+    head = "0190a3c4-0000-7000-8000-0000000000aa"
+    ticket = StepTicket("0190a3c4-0000-7000-8000-000000000001", 7, "billing", 3, "connect", head)
     CeleryDispatcher(app, "w1@host").enqueue_step(ticket)
     CeleryDispatcher(app, "w1@host").enqueue_step(ticket, sticky=True)
 
@@ -34,5 +35,5 @@ def test_a_step_message_is_json_with_ids_only_and_reads_well_in_flower(redis_url
         and "'call': 'connect'" in headers["kwargsrepr"]
     )
     body = json.loads(base64.b64decode(message["body"]))
-    assert body[0] == ["0190a3c4-0000-7000-8000-000000000001", 7] and body[1] == {}
+    assert body[0] == ["0190a3c4-0000-7000-8000-000000000001", 7, head] and body[1] == {}
     broker.close()

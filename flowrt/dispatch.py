@@ -1,0 +1,32 @@
+"""Step messages: what one carries, and the dispatcher protocol the Celery edge implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class StepTicket:
+    """A step message: ids only (`execution_id`, `version`, `head_id`), plus labels for Flower.
+
+    A step runs only if the execution is still at `version` with head `head_id` (None: any
+    head), so a message whose state was never stored, or was replaced, finds nothing to do.
+    """
+
+    execution_id: str
+    version: int
+    flow_name: str
+    seq: int
+    call: str
+    head_id: str | None = None
+
+
+class Dispatcher(Protocol):
+    """Sends step messages; the Celery edge implements it."""
+
+    def enqueue_step(
+        self, ticket: StepTicket, *, sticky: bool = False, eta: datetime | None = None
+    ) -> None:
+        """Enqueue `ticket`; `sticky` sends it to this worker's own queue; `eta` delays it."""
