@@ -140,6 +140,11 @@ class Runtime:
                 live.close()
             raise
 
+    def fail(self, execution_id: str, version: int, trace: str) -> None:
+        """End an execution ENDED_ERROR after a fault inside flowrt, if still at `version`."""
+        message = "internal error in flowrt while stepping this execution; restore it to retry"
+        self._end_error(version, execution_id, message, f"{message}\n{trace}", None)
+
     def _load(self, execution_id: str, version: int, head_id: str | None) -> LiveExecution | None:
         record = self.store.get_execution(execution_id)
         if record.version != version or record.status not in (Status.RUNNING, Status.WAITING):

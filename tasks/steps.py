@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import traceback
 from datetime import datetime
 from typing import Any
 
@@ -56,14 +57,17 @@ def create_app(settings: Settings) -> Celery:
     app.flowrt_settings = settings  # type: ignore[attr-defined]
     app.flowrt_runtimes = {}  # type: ignore[attr-defined]
     app.flowrt_lock = threading.Lock()  # type: ignore[attr-defined]
-    if not os.environ.get("PYTHONHASHSEED"):
-        log.debug("PYTHONHASHSEED is not set: set it to the same value on every worker")
 
     def on_worker_init(sender: Any, **_: Any) -> None:
         # The task request's hostname is the machine's under the thread pool, not the
         # worker's node name, which names its direct queue.
         if sender.app is app:
             app.flowrt_hostname = sender.hostname  # type: ignore[attr-defined]
+            if not os.environ.get("PYTHONHASHSEED"):
+                log.warning(
+                    "PYTHONHASHSEED is not set: a flow that iterates over a set may replay "
+                    "differently on another worker; set it to the same value on every worker"
+                )
 
     signals.worker_init.connect(on_worker_init, weak=False)
 
@@ -77,6 +81,11 @@ def create_app(settings: Settings) -> Celery:
             # The database or broker is away: try the same step again rather than lose it.
             log.warning("step %s v%s failed (%s); retrying", execution_id, version, error)
             raise self.retry(countdown=RETRY_DELAY_S, exc=error) from None
+        except Exception:
+            # A fault of flowrt itself: end the execution where people look, with the trace,
+            # rather than leave it RUNNING with no step; it can be restored once fixed.
+            log.exception("step %s v%s failed", execution_id, version)
+            runtime.fail(execution_id, int(version), traceback.format_exc())
 
     @app.task(name="flowrt.wake_worker", shared=False)
     def wake_worker() -> None:

@@ -421,3 +421,31 @@ def test_success_and_error_cannot_be_swallowed_by_except_exception(client, tmp_p
     assert handle.status is Status.ENDED_SUCCESS
     assert handle.record().message == "really done"
     assert handle.logs() == []
+
+
+def test_a_fault_inside_flowrt_ends_the_execution_visibly_and_a_restore_retries_it(
+    client, tmp_path, monkeypatch
+):
+    from flowrt import performers
+
+    def broken(context, *parts):
+        raise RuntimeError("boom inside flowrt")
+
+    monkeypatch.setitem(performers.PERFORMERS, "log", broken)
+    handle = flowrt.start(
+        flow(
+            tmp_path,
+            """
+        def handler(system, this):
+            this.log('hello')
+            this.success('ok')
+    """,
+        )
+    ).wait(30)
+    record = handle.record()
+    assert record.status is Status.ENDED_ERROR
+    assert "internal error in flowrt" in record.error and "RuntimeError: boom" in record.error
+    monkeypatch.undo()
+    handle.restore(handle.savepoints()[0].id).wait(30)
+    assert handle.status is Status.ENDED_SUCCESS
+    assert [line.message for line in handle.logs()] == ["hello"]
