@@ -100,6 +100,12 @@ def digest(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
     return hashlib.blake2b(data, digest_size=8).digest()
 
 
+def flow_line(filename: str) -> int:
+    """The line the flow compiled as `filename` is running now (0 if it is not on the stack)."""
+    frame = _flow_frame(filename)
+    return frame.f_lineno if frame is not None else 0
+
+
 def _flow_frame(filename: str) -> types.FrameType | None:
     frame: types.FrameType | None = sys._getframe(2)
     while frame is not None and frame.f_code.co_filename != filename:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import queue
 import threading
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from flowrt.calls import Call, Outcome, capture
 from flowrt.errors import DeterminismError, DivergedSignal, FlowSignal, UnloadSignal
+from flowrt.reads import Read, ReadJournal, importer, journaled_imports
 from flowrt.script import FlowScript, wants_inputs
 from flowrt.status import Status
 from flowrt.storage.base import SavepointRecord
@@ -24,13 +25,17 @@ from flowrt.storage.base import SavepointRecord
 
 @dataclass(frozen=True)
 class ReplayEntry:
-    """A journaled call the replaying flow must make again; `outcome` is None for the head."""
+    """A journaled call the replaying flow must make again; `outcome` is None for the head.
+
+    `reads` are the time, random and uuid values the flow read just before the call.
+    """
 
     seq: int
     name: str
     line: int
     digest: bytes
     outcome: Outcome | None
+    reads: list[Read] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,7 @@ class LiveExecution:
         self.wake_at: datetime | None = None
         self._journal = journal
         self._position = 0
+        self.reads = ReadJournal([entry.reads for entry in journal], script.filename)
         self._answers: queue.SimpleQueue[Outcome | type[FlowSignal]] = queue.SimpleQueue()
         self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self._closing: type[FlowSignal] | None = None
@@ -157,6 +163,7 @@ class LiveExecution:
         """Make the Flow-API call `name`: from the journal when replaying, else park for a step."""
         if self._closing is not None:
             raise self._closing()
+        self.reads.before_call()
         replaying = self._position < len(self._journal)
         call = capture(
             name, args, kwargs, self.script.filename, with_variables=not replaying, **extra
@@ -190,7 +197,7 @@ class LiveExecution:
         from flowrt.flow_api import Execution, System
 
         try:
-            handler = self.script.load()
+            handler = self.script.load(importer(journaled_imports(self.reads)))
             system, this = System(self), Execution(self)
             if wants_inputs(handler):
                 value = handler(system, this, dict(self.state.inputs))

@@ -183,7 +183,9 @@ class Runtime:
             if after is not None:
                 what = f"savepoint #{after.seq} ({after.id}) of execution {record.id}"
                 outcome = _outcome(self.signer.loads(after.answer or b"", what))
-            entries.append(ReplayEntry(row.seq, row.call, row.line, row.digest, outcome))
+            where = f"reads of savepoint #{row.seq} ({row.id}) of execution {record.id}"
+            reads = self.signer.loads(row.reads, where) if row.reads else []
+            entries.append(ReplayEntry(row.seq, row.call, row.line, row.digest, outcome, reads))
         return entries, timeline[-1]
 
     def _restored_outputs(self, live: LiveExecution, record: ExecutionRecord) -> dict[str, Any]:
@@ -256,7 +258,7 @@ class Runtime:
     def _savepoint(
         self, live: LiveExecution, event: Parked, answer: bytes | None
     ) -> SavepointRecord:
-        call, head = event.call, live.head
+        call, head, reads = event.call, live.head, live.reads.take_new()
         return SavepointRecord(
             id=new_id(),
             execution_id=live.execution_id,
@@ -269,6 +271,7 @@ class Runtime:
             digest=call.digest,
             answer=answer,
             variables=call.variables,
+            reads=self.signer.dumps(reads) if reads else None,
         )
 
     def _advance(

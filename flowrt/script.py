@@ -40,10 +40,16 @@ class FlowScript:
         script.load()
         return script
 
-    def load(self) -> Callable[..., Any]:
-        """Run the module body in fresh globals and return its handler."""
+    def load(self, flow_import: Callable[..., Any] | None = None) -> Callable[..., Any]:
+        """Run the module body in fresh globals and return its handler.
+
+        `flow_import` replaces `__import__` for the flow's own import statements.
+        """
         _expose_flow_api()
-        namespace: dict[str, Any] = {"__name__": f"flow:{self.name}", "__builtins__": builtins}
+        flow_builtins: Any = builtins
+        if flow_import is not None:
+            flow_builtins = {**vars(builtins), "__import__": flow_import}
+        namespace: dict[str, Any] = {"__name__": f"flow:{self.name}", "__builtins__": flow_builtins}
         try:
             exec(self.code, namespace)
         except Exception as exc:

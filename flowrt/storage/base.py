@@ -38,6 +38,7 @@ class ExecutionRecord:
 class SavepointRecord:
     """One journal row: the state just before a Flow-API call.
 
+    `reads` holds the signed time, random and uuid values the flow read just before the call.
     `answer` holds the signed outcome of the *previous* call on this row's timeline, so rows
     never change once written and a restore only moves the execution's head: row `seq` is
     reached by answering calls 1..seq-1 with the answers of rows 2..seq.
@@ -55,6 +56,7 @@ class SavepointRecord:
     answer: bytes | None
     restored: int = 0
     variables: dict[str, str] | None = None
+    reads: bytes | None = None
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,7 @@ savepoints = sa.Table(
     sa.Column("answer", sa.LargeBinary, nullable=True),
     sa.Column("restored", sa.Integer, nullable=False, server_default="0"),
     sa.Column("variables", sa.JSON, nullable=True),
+    sa.Column("reads", sa.LargeBinary, nullable=True),
     sa.Index("ix_savepoints_execution_seq", "execution_id", "seq"),
 )
 

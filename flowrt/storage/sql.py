@@ -406,6 +406,7 @@ def _savepoint(row: Any) -> SavepointRecord:
         answer=bytes(row.answer) if row.answer is not None else None,
         restored=row.restored,
         variables=row.variables,
+        reads=bytes(row.reads) if row.reads is not None else None,
     )
 
 
@@ -423,6 +424,7 @@ def _savepoint_row(record: SavepointRecord) -> dict[str, Any]:
         "answer": record.answer,
         "restored": record.restored,
         "variables": record.variables,
+        "reads": record.reads,
     }
 
 

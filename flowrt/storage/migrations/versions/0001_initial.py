@@ -52,6 +52,7 @@ def upgrade() -> None:
         sa.Column("answer", sa.LargeBinary, nullable=True),
         sa.Column("restored", sa.Integer, nullable=False, server_default="0"),
         sa.Column("variables", sa.JSON, nullable=True),
+        sa.Column("reads", sa.LargeBinary, nullable=True),
     )
     op.create_index("ix_savepoints_execution_seq", "savepoints", ["execution_id", "seq"])
     op.create_table(
