@@ -63,7 +63,7 @@ def create_app(settings: Settings) -> Celery:
         # worker's node name, which names its direct queue.
         if sender.app is app:
             app.flowrt_hostname = sender.hostname  # type: ignore[attr-defined]
-            if not os.environ.get("PYTHONHASHSEED"):
+            if not settings.embedded_broker and not os.environ.get("PYTHONHASHSEED"):
                 log.warning(
                     "PYTHONHASHSEED is not set: a flow that iterates over a set may replay "
                     "differently on another worker; set it to the same value on every worker"
