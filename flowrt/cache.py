@@ -76,10 +76,6 @@ class LiveCache:
         with self._lock:
             self._busy.discard(execution_id)
 
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._parked)
-
     def clear(self) -> None:
         """Unload every parked execution."""
         with self._lock:

@@ -12,7 +12,7 @@ import config
 from flowrt.connectors import check_config
 from flowrt.connectors.base import KIND as CONNECTOR
 from flowrt.embedded import EmbeddedWorker
-from flowrt.errors import FlowNotFoundError
+from flowrt.errors import ConfigurationError, FlowNotFoundError
 from flowrt.options import Options
 from flowrt.runtime import Runtime
 from flowrt.script import FlowScript
@@ -176,7 +176,10 @@ _clients_lock = threading.Lock()
 
 def default_client() -> Client:
     """The client for the current FLOWRT_* environment."""
-    settings = config.load()
+    try:
+        settings = config.load()
+    except config.SettingsError as error:
+        raise ConfigurationError(str(error)) from None
     with _clients_lock:
         if settings not in _clients:
             _clients[settings] = Client(settings)

@@ -11,7 +11,7 @@ class FlowrtError(Exception):
 
 
 class ConfigurationError(FlowrtError):
-    """Raised when flowrt is set up in a way it cannot work with."""
+    """Raised when a setting holds a value flowrt cannot work with; says which and how to fix."""
 
 
 # --- scripts ---------------------------------------------------------------------------------
@@ -262,10 +262,6 @@ class HttpStatusError(ConnectorError):
             f"{self.method.upper()} {self.url} answered {self.status_code}: {self.body[:500]}; "
             "pass raise_for_status=False to get the response regardless"
         )
-
-
-class DependencyFailedError(FlowApiError):
-    """Raised in a parent that waits for a child execution which did not succeed."""
 
 
 # --- signals: derive from BaseException so that `except Exception` in a flow cannot swallow them

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flowrt.errors import ConfigurationError
+
 
 @dataclass(frozen=True)
 class Options:
@@ -25,4 +27,6 @@ class Options:
 
     def __post_init__(self) -> None:
         if len(self.secret) < 16:
-            raise ValueError("the signing secret must be at least 16 bytes (set FLOWRT_SECRET)")
+            raise ConfigurationError(
+                "the signing secret is shorter than 16 bytes: set FLOWRT_SECRET to a longer one"
+            )

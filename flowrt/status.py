@@ -20,8 +20,5 @@ class Status(StrEnum):
         """True once the execution can make no more progress by itself."""
         return self.name.startswith("ENDED_")
 
-    def __str__(self) -> str:
-        return self.value
-
 
 RESTORABLE = frozenset({Status.RUNNING, Status.WAITING, Status.PAUSED, Status.ENDED_ERROR})

@@ -422,3 +422,20 @@ def test_unknown_execution_id_exits_2_from_the_installed_command(env: dict[str, 
     assert result.returncode == 2
     assert f"no execution '{missing}'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_bad_setting_is_a_clear_error_not_a_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    env = {**os.environ, "FLOWRT_HOME": str(tmp_path), "FLOWRT_MAX_RESTORES": "many"}
+    done = subprocess.run(
+        [sys.executable, "-c", "from flowrt.cli import main; main()", "executions"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "FLOWRT_MAX_RESTORES='many' is not a valid int" in done.stderr
+    assert "Traceback" not in done.stderr
