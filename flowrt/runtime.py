@@ -99,17 +99,9 @@ class Runtime:
         elif by != "id":
             raise InvalidCallError(f"restore by {by!r}: by must be 'id' or 'name'")
         record = self.store.restore(execution_id, ref, RESTORABLE)
-        head = self.store.get_savepoint(ref)
-        self.dispatcher.enqueue_step(
-            StepTicket(
-                record.id,
-                record.version,
-                record.flow_name,
-                head.seq if head else 0,
-                "restore",
-                record.head_id,
-            )
-        )
+        target = self.store.get_savepoint(ref)
+        assert target is not None, "store.restore refuses a savepoint it cannot find"
+        self._enqueue_restored(record.id, record.version, record.flow_name, target)
         return record
 
     def archive(self, execution_id: str) -> ExecutionRecord:
@@ -284,7 +276,7 @@ class Runtime:
         call is performed before its savepoint is stored. If the commit loses its fence, the
         step finds the database elsewhere and does nothing.
         """
-        commit = replace(commit, changes={"worker": self.worker, **commit.changes})
+        commit = self._stamped(commit)
         # The live execution keeps its head without the answer blob it no longer needs.
         live.head, live.pending = replace(savepoint, answer=None), event.call
         self._apply(live, commit)
@@ -304,8 +296,12 @@ class Runtime:
             if not stored:
                 self.live.forget(live)
 
+    def _stamped(self, commit: StepCommit) -> StepCommit:
+        # Every step write records where the execution is loaded, unless it says otherwise.
+        return replace(commit, changes={"worker": self.worker, **commit.changes})
+
     def _commit(self, live: LiveExecution, commit: StepCommit) -> bool:
-        commit = replace(commit, changes={"worker": self.worker, **commit.changes})
+        commit = self._stamped(commit)
         if self.store.commit_step(commit):
             self._apply(live, commit)
             return True
@@ -357,11 +353,15 @@ class Runtime:
         if self._commit(live, commit):
             self.live.release(live.execution_id)
             live.close()
-            flow, target = live.state.flow_name, restore.target
-            ticket = StepTicket(
-                live.execution_id, live.version, flow, target.seq, "restore", target.id
+            self._enqueue_restored(
+                live.execution_id, live.version, live.state.flow_name, restore.target
             )
-            self.dispatcher.enqueue_step(ticket)
+
+    def _enqueue_restored(
+        self, execution_id: str, version: int, flow_name: str, target: SavepointRecord
+    ) -> None:
+        ticket = StepTicket(execution_id, version, flow_name, target.seq, "restore", target.id)
+        self.dispatcher.enqueue_step(ticket)
 
     def _end_error(
         self, version: int, execution_id: str, message: str, trace: str | None, line: int | None
