@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from kombu import Queue
+
 from config.settings import Settings
 
 
@@ -23,6 +25,19 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "task_default_queue": settings.queue,
+        "task_queues": [Queue(settings.queue), Queue(settings.reap_queue)],
+        # Beat sends the reaper every REAP_INTERVAL_SECONDS; a pass not begun within a few
+        # intervals is dropped, so reaper messages never pile up while no worker runs.
+        "beat_schedule": {
+            "flowrt-reap": {
+                "task": "flowrt.reap",
+                "schedule": settings.reap_interval_seconds,
+                "options": {
+                    "queue": settings.reap_queue,
+                    "expires": 5 * settings.reap_interval_seconds,
+                },
+            }
+        },
         "worker_prefetch_multiplier": 1,
         # Steps of a live execution go back to the worker holding it, via its direct queue.
         "worker_direct": True,

@@ -31,5 +31,17 @@ WORKER_CONCURRENCY = 8
 # (FLOWRT_VISIBILITY_TIMEOUT_S); must be well above the longest Flow-API call.
 VISIBILITY_TIMEOUT_S = 3600
 
-# Name of the shared Celery queue every worker consumes (FLOWRT_QUEUE).
+# Name of the shared Celery queue every worker consumes (FLOWRT_QUEUE); the reaper's
+# messages use the queue of that name with ".reap" added.
 QUEUE = "flowrt"
+
+# Seconds a worker answers for an execution without renewing its lease (FLOWRT_LEASE_SECONDS).
+# A worker renews every third of it; after it a dead worker's executions go to another.
+LEASE_SECONDS = 3.0
+
+# Seconds between two passes of the reaper that beat starts (FLOWRT_REAP_INTERVAL_SECONDS).
+REAP_INTERVAL_SECONDS = 1.0
+
+# Steps a worker queues for itself at once before it sends further ones to the shared queue,
+# for the least busy worker (FLOWRT_STICKY_MAX).
+STICKY_MAX = 32

@@ -33,6 +33,9 @@ class Settings:
     worker_concurrency: int
     visibility_timeout_s: int
     queue: str
+    lease_seconds: float
+    reap_interval_seconds: float
+    sticky_max: int
 
     @property
     def embedded_broker(self) -> bool:
@@ -47,7 +50,14 @@ class Settings:
             "max_restores": self.max_restores,
             "max_answer_bytes": self.max_answer_bytes,
             "live_max": self.live_max,
+            "lease_s": self.lease_seconds,
+            "sticky_max": self.sticky_max,
         }
+
+    @property
+    def reap_queue(self) -> str:
+        """The queue of the reaper's messages, apart so that a long step backlog cannot delay it."""
+        return f"{self.queue}.reap"
 
 
 def load(env: Mapping[str, str] | None = None) -> Settings:
@@ -71,6 +81,11 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
             env, "VISIBILITY_TIMEOUT_S", defaults.VISIBILITY_TIMEOUT_S, int
         ),
         queue=_text(env, "QUEUE", defaults.QUEUE),
+        lease_seconds=_positive(env, "LEASE_SECONDS", defaults.LEASE_SECONDS),
+        reap_interval_seconds=_positive(
+            env, "REAP_INTERVAL_SECONDS", defaults.REAP_INTERVAL_SECONDS
+        ),
+        sticky_max=_number(env, "STICKY_MAX", defaults.STICKY_MAX, int),
     )
 
 
@@ -91,6 +106,13 @@ def _number(env: Mapping[str, str], name: str, default: Any, kind: type) -> Any:
         ) from None
     if value < 0:
         raise SettingsError(f"{PREFIX}{name}={raw!r} must not be negative")
+    return value
+
+
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    value: float = _number(env, name, default, float)
+    if value <= 0:
+        raise SettingsError(f"{PREFIX}{name}={value!r} must be above 0 (default {default!r})")
     return value
 
 

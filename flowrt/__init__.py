@@ -2,6 +2,7 @@
 
 from flowrt.client import Client, Handle, default_client, get, shutdown, start
 from flowrt.errors import (
+    DependencyFailedError,
     DeterminismError,
     FlowApiError,
     FlowrtError,
@@ -20,6 +21,7 @@ __all__ = [
     "shutdown",
     "start",
     # statuses and errors
+    "DependencyFailedError",
     "DeterminismError",
     "FlowApiError",
     "FlowrtError",

@@ -62,14 +62,25 @@ class LiveCache:
         if live is not None:
             live.close()
 
-    def forget(self, live: LiveExecution) -> None:
-        """Unload `live` if it is still parked here (its savepoint was not stored)."""
+    def forget(self, live: LiveExecution) -> bool:
+        """Unload `live` if it is still parked here; True if it was."""
         with self._lock:
             parked = self._parked.get(live.execution_id) is live
             if parked:
                 del self._parked[live.execution_id]
         if parked:
             live.close()
+        return parked
+
+    def parked(self) -> list[LiveExecution]:
+        """The executions parked here now."""
+        with self._lock:
+            return list(self._parked.values())
+
+    def busy(self) -> set[str]:
+        """The ids of the executions being stepped here now."""
+        with self._lock:
+            return set(self._busy)
 
     def release(self, execution_id: str) -> None:
         """End a step that parks nothing (the execution ended, waits long, or lost its fence)."""

@@ -241,6 +241,41 @@ def restore(execution_id: str, ref: str, by: str, wait: bool | None) -> None:
 
 @cli.command()
 @click.argument("execution_id")
+def pause(execution_id: str) -> None:
+    """Pause a running or waiting execution until `flowrt resume`."""
+    _client().get(execution_id).pause()
+    click.echo(f"paused {execution_id}")
+
+
+@cli.command()
+@click.argument("execution_id")
+@click.option(
+    "--wait/--no-wait", default=None, help="Wait for the end (default: only on memory://)."
+)
+def resume(execution_id: str, wait: bool | None) -> None:
+    """Let a paused execution go on from its newest savepoint."""
+    client = _client()
+    handle = client.get(execution_id).resume()
+    click.echo(f"resumed {execution_id}")
+    if wait if wait is not None else client.settings.embedded_broker:
+        handle.wait(3600)
+        _print_end(handle)
+
+
+@cli.command()
+@click.argument("execution_id")
+def cancel(execution_id: str) -> None:
+    """End an execution ENDED_CANCELLED, with its children that have not ended."""
+    client = _client()
+    cancelled = client.runtime.cancel(client.get(execution_id).id)
+    children = len(cancelled) - 1
+    click.echo(
+        f"cancelled {execution_id}" + (f" and {children} child executions" if children else "")
+    )
+
+
+@cli.command()
+@click.argument("execution_id")
 def archive(execution_id: str) -> None:
     """Delete an ended execution's savepoints (status, outputs and logs stay)."""
     _client().get(execution_id).archive()

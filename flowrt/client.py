@@ -12,14 +12,13 @@ import config
 from flowrt.connectors import check_config
 from flowrt.connectors.base import KIND as CONNECTOR
 from flowrt.embedded import EmbeddedWorker
-from flowrt.errors import ConfigurationError, FlowNotFoundError
+from flowrt.errors import ConfigurationError
 from flowrt.options import Options
 from flowrt.runtime import Runtime
-from flowrt.script import FlowScript
+from flowrt.script import FLOW, FlowScript, resolve_flow
 from flowrt.status import Status
 from flowrt.storage import ExecutionRecord, LogRecord, NamedRecord, SavepointRecord, open_store
 
-FLOW = "flow"
 SETTING = "setting"
 
 
@@ -69,15 +68,7 @@ class Client:
 
     def resolve_flow(self, flow: str) -> tuple[str, str]:
         """`(name, source)` of a flow file or registered flow."""
-        path = Path(flow)
-        if path.suffix == ".py" or path.is_file():
-            if not path.is_file():
-                raise FlowNotFoundError(flow)
-            return path.stem, path.read_text()
-        record = self.store.get_named(FLOW, flow)
-        if record is None:
-            raise FlowNotFoundError(flow)
-        return flow, str(record.value["source"])
+        return resolve_flow(self.store, flow)
 
     def list_executions(
         self, limit: int = 50, status: Status | None = None
@@ -155,10 +146,33 @@ class Handle:
 
     def restore(self, ref: str, by: str = "id") -> Handle:
         """Restore it to savepoint `ref` (by `'id'` or `'name'`) and let it run from there."""
-        if self.client.settings.embedded_broker:
-            self.client.ensure_worker()
+        self._worker_for_embedded()
         self.client.runtime.restore(self.id, ref, by)
         return self
+
+    def pause(self) -> Handle:
+        """Pause it: a step under way is not stored, and nothing runs until `resume()`."""
+        self.client.runtime.pause(self.id)
+        return self
+
+    def resume(self) -> Handle:
+        """Let a paused execution go on from its newest savepoint."""
+        self._worker_for_embedded()
+        self.client.runtime.resume(self.id)
+        return self
+
+    def cancel(self) -> Handle:
+        """End it ENDED_CANCELLED, and every child execution of it that has not ended."""
+        self.client.runtime.cancel(self.id)
+        return self
+
+    def children(self) -> list[Handle]:
+        """The child executions it started, oldest first."""
+        return [Handle(self.client, r.id) for r in self.client.store.list_children(self.id)]
+
+    def _worker_for_embedded(self) -> None:
+        if self.client.settings.embedded_broker:
+            self.client.ensure_worker()
 
     def archive(self) -> Handle:
         """Delete its savepoints; status, outputs and logs stay."""

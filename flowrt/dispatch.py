@@ -18,15 +18,21 @@ class StepTicket:
     execution_id: str
     version: int
     flow_name: str
-    seq: int
+    seq: int | None
     call: str
     head_id: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How Flower shows the step: flow, savepoint number (when known) and call."""
+        seq = "" if self.seq is None else f"#{self.seq}"
+        return f"{self.flow_name}{seq} {self.call}"
 
 
 class Dispatcher(Protocol):
     """Sends step messages; the Celery edge implements it."""
 
     def enqueue_step(
-        self, ticket: StepTicket, *, sticky: bool = False, eta: datetime | None = None
+        self, ticket: StepTicket, *, worker: str | None = None, eta: datetime | None = None
     ) -> None:
-        """Enqueue `ticket`; `sticky` sends it to this worker's own queue; `eta` delays it."""
+        """Enqueue `ticket` on `worker`'s own queue, or the shared one; `eta` delays it."""

@@ -232,6 +232,26 @@ class AnswerTooLargeError(FlowApiError):
         )
 
 
+class DependencyFailedError(FlowApiError):
+    """Raised when a flow waits for its children to succeed and one of them did not."""
+
+    def __init__(self, child_id: str, flow_name: str, status: str, message: str | None) -> None:
+        super().__init__(child_id, flow_name, status, message)
+        self.child_id, self.flow_name, self.status, self.message = (
+            child_id,
+            flow_name,
+            status,
+            message,
+        )
+
+    def __str__(self) -> str:
+        why = f": {self.message}" if self.message else ""
+        return (
+            f"child execution {self.child_id} ({self.flow_name}) ended {self.status}{why}; "
+            f"see `flowrt show {self.child_id}`, or wait with return_when=ALL_ENDED to carry on"
+        )
+
+
 class ConnectorError(FlowApiError):
     """Raised when a connector is unknown, misconfigured or its call fails."""
 

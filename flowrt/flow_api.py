@@ -8,12 +8,38 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
     from flowrt.live import LiveExecution
 
-__all__ = ["ConnectorResult", "Execution", "File", "SavepointInfo", "Setting", "System"]
+__all__ = [
+    "ChildExecution",
+    "ConnectorResult",
+    "Execution",
+    "File",
+    "ReturnWhen",
+    "SavepointInfo",
+    "Setting",
+    "System",
+]
+
+
+class ReturnWhen(StrEnum):
+    """When `wait_for` returns: `system.return_when.ALL_SUCCEEDED` (the default) and so on."""
+
+    ALL_SUCCEEDED = "ALL_SUCCEEDED"  # every child ENDED_SUCCESS; a failed one raises
+    ALL_ENDED = "ALL_ENDED"  # every child ended, however
+    FIRST_ENDED = "FIRST_ENDED"  # at least one child ended
+
+
+@dataclass(frozen=True)
+class ChildRef:
+    """What the journal keeps of a child execution: its id and flow."""
+
+    id: str
+    flow_name: str
 
 
 @dataclass(frozen=True)
@@ -40,6 +66,23 @@ class ConnectorResult:
         if field == "status":
             return "ENDED_SUCCESS"
         raise KeyError(f"a connector result has 'output_value' and 'status', not {field!r}")
+
+
+class ChildExecution:
+    """A child execution started by `this.flow()`, as its parent sees it."""
+
+    def __init__(self, live: LiveExecution, ref: ChildRef) -> None:
+        self._live, self.id, self.flow_name = live, ref.id, ref.flow_name
+
+    def __repr__(self) -> str:
+        return f"<child execution {self.id} of {self.flow_name!r}>"
+
+    def get(self, field: str) -> Any:
+        """Read the child's `'output_value'`, `'status'`, `'message'`, `'input_value'`, ...
+
+        Durability: creates a savepoint; replay returns the value read the first time.
+        """
+        return self._live.call("child.get", (self.id, field), {})
 
 
 class Execution:
@@ -114,6 +157,43 @@ class Execution:
         timestamp = when.timestamp() if isinstance(when, datetime) else float(when)
         self._live.call("sleep_until", (timestamp,), {})
 
+    def flow(
+        self, name_or_path: str, inputs: dict[str, Any] | None = None, wait: bool = True
+    ) -> ChildExecution:
+        """Start a child execution of a registered flow (or a .py path the workers can read).
+
+        With `wait=True` this returns once the child ended successfully, and raises
+        `DependencyFailedError` if it did not; with `wait=False` it returns at once. Either
+        way it returns the child's handle: `.get('output_value')` reads its outputs.
+
+        Durability: creates a savepoint; a step that runs again finds the child it started
+        rather than starting another. While it waits, the parent holds no worker slot.
+        """
+        ref = self._live.call("flow", (name_or_path, inputs, bool(wait)), {})
+        return ChildExecution(self._live, ref)
+
+    def wait_for(
+        self, *children: ChildExecution, return_when: str = ReturnWhen.ALL_SUCCEEDED
+    ) -> list[ChildExecution]:
+        """Wait for child executions; returns those that have ended.
+
+        `return_when` is one of `system.return_when.ALL_SUCCEEDED` (a child that did not
+        succeed raises `DependencyFailedError`), `ALL_ENDED` or `FIRST_ENDED`.
+
+        Durability: creates a savepoint; the wait holds no worker slot, and after
+        FLOWRT_SLEEP_MAX_SECONDS the execution is unloaded until a child ends.
+        """
+        ids = tuple(child.id if isinstance(child, ChildExecution) else child for child in children)
+        refs = self._live.call("wait_for", (ids, str(return_when)), {})
+        return [ChildExecution(self._live, ref) for ref in refs]
+
+    def pause(self) -> None:
+        """Pause this execution before its next call; `flowrt resume ID` lets it go on.
+
+        Durability: creates a savepoint; the execution is PAUSED and unloaded until resumed.
+        """
+        self._live.call("pause", (), {})
+
     def save_dump(self, name: str | None = None) -> SavepointInfo:
         """Create an explicit savepoint, optionally named, and describe it.
 
@@ -135,6 +215,8 @@ class Execution:
 
 class System:
     """`system`: the platform around the execution: settings and files."""
+
+    return_when = ReturnWhen
 
     def __init__(self, live: LiveExecution) -> None:
         self._live = live

@@ -99,6 +99,12 @@ class LiveExecution:
         self.pending: Call | None = None
         self.status = Status.RUNNING
         self.wake_at: datetime | None = None
+        # Whether the stored execution names this process's worker as its holder; a live
+        # execution whose next step went to the shared queue must claim it again first.
+        self.owned = True
+        self.lease_deadline = 0.0  # time.monotonic() until which its stored lease holds
+        self.idle_since = 0.0  # time.monotonic() when it was parked waiting
+        self.parent_id: str | None = None
         self._journal = journal
         self._position = 0
         self.reads = ReadJournal([entry.reads for entry in journal], script.filename)

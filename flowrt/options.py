@@ -17,6 +17,10 @@ class Options:
         max_restores: times a flow may restore one savepoint before "restore loop".
         max_answer_bytes: largest serialised answer of one Flow-API call.
         live_max: live executions one worker process keeps in memory between steps.
+        lease_s: seconds a worker answers for an execution without renewing its lease; after
+            that the reaper sends the execution's step to another worker.
+        sticky_max: steps a worker queues for itself at once; further ones go to the shared
+            queue, where the least busy worker takes them.
     """
 
     secret: bytes
@@ -24,9 +28,13 @@ class Options:
     max_restores: int = 25
     max_answer_bytes: int = 16 * 1024 * 1024
     live_max: int = 256
+    lease_s: float = 3.0
+    sticky_max: int = 32
 
     def __post_init__(self) -> None:
         if len(self.secret) < 16:
             raise ConfigurationError(
                 "the signing secret is shorter than 16 bytes: set FLOWRT_SECRET to a longer one"
             )
+        if self.lease_s <= 0:
+            raise ConfigurationError("the lease must be above 0 s: set FLOWRT_LEASE_SECONDS")

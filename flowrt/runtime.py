@@ -10,24 +10,24 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
+import uuid
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flowrt.blobs import Signer
 from flowrt.cache import LiveCache
-from flowrt.calls import Outcome
 from flowrt.connectors import Connectors
 from flowrt.dispatch import Dispatcher, StepTicket
 from flowrt.errors import (
-    AnswerTooLargeError,
     EndSignal,
     FlowrtError,
     InvalidCallError,
     SavepointNotFoundError,
     SerializationError,
 )
-from flowrt.ids import new_id
+from flowrt.journal import Journal
 from flowrt.live import (
     Diverged,
     Event,
@@ -35,16 +35,17 @@ from flowrt.live import (
     LiveExecution,
     Parked,
     Raised,
-    ReplayEntry,
     Returned,
 )
 from flowrt.options import Options
 from flowrt.performers import Answer, End, Restore, StepContext, Wait, perform
-from flowrt.script import FlowScript
+from flowrt.script import FlowScript, resolve_flow
 from flowrt.status import RESTORABLE, Status
 from flowrt.storage.base import ExecutionRecord, LogRecord, SavepointRecord, StepCommit, Store
 
 log = logging.getLogger("flowrt")
+
+_CHILDREN = uuid.UUID("6d1f3c1e-2a4b-4c8e-9f10-7a5b3c2d1e0f")  # namespace of child ids
 
 
 def _now() -> datetime:
@@ -58,35 +59,77 @@ class Runtime:
         self, store: Store, options: Options, dispatcher: Dispatcher, worker: str | None = None
     ) -> None:
         self.store, self.options, self.dispatcher, self.worker = store, options, dispatcher, worker
-        self.signer = Signer(options.secret)
+        self.journal = Journal(store, Signer(options.secret), options.max_answer_bytes)
         self.live = LiveCache(options.live_max)
         self.connectors = Connectors(store)
         self._scripts: dict[tuple[str, str], FlowScript] = {}
-        self.stats = {"steps": 0, "loads": 0, "replayed_calls": 0}
+        # Executions whose next step this worker sent to its own queue and has not begun.
+        self._queued_here: set[str] = set()
+        self.stats = {"steps": 0, "loads": 0, "replayed_calls": 0, "claims_refused": 0}
+
+    @property
+    def holder(self) -> str:
+        """The name this runtime's worker writes into the executions it holds."""
+        return self.worker or "local"
 
     def close(self) -> None:
         """Unload live executions and close connectors."""
         self.live.clear()
         self.connectors.close()
 
+    def lease_until(self, now: datetime | None = None) -> datetime:
+        """When a lease taken now runs out."""
+        return (now or _now()) + timedelta(seconds=self.options.lease_s)
+
     # --- operations a client asks for ---------------------------------------------------------
 
     def start(
-        self, flow_name: str, source: str, inputs: dict[str, Any] | None = None
+        self,
+        flow_name: str,
+        source: str,
+        inputs: dict[str, Any] | None = None,
+        *,
+        parent_id: str | None = None,
+        execution_id: str | None = None,
     ) -> ExecutionRecord:
-        """Check the script, store a new execution and enqueue its first step."""
+        """Check the script, store a new execution and enqueue its first step.
+
+        With an `execution_id` that exists already (a parent's step that runs again), the
+        existing execution is returned and nothing is enqueued: the reaper answers for it.
+        """
         self._script(flow_name, source)
+        call = "flow" if parent_id else "start"
         if not isinstance(inputs or {}, dict):
-            raise SerializationError("start", f"inputs must be a dict, not {type(inputs).__name__}")
+            raise SerializationError(call, f"inputs must be a dict, not {type(inputs).__name__}")
         try:
             inputs = json.loads(json.dumps(inputs or {}))
         except (TypeError, ValueError) as error:
-            raise SerializationError(
-                "start", f"inputs must be JSON-serialisable: {error}"
-            ) from None
-        record = self.store.create_execution(flow_name, source, inputs)
+            raise SerializationError(call, f"inputs must be JSON-serialisable: {error}") from None
+        record = self.store.create_execution(
+            flow_name,
+            source,
+            inputs,
+            execution_id=execution_id,
+            parent_id=parent_id,
+            lease_until=self.lease_until(),
+        )
         self.dispatcher.enqueue_step(StepTicket(record.id, 0, flow_name, 0, "start"))
         return record
+
+    def start_child(
+        self, parent: LiveExecution, flow: str, inputs: dict[str, Any] | None
+    ) -> ExecutionRecord:
+        """Start `flow` as a child of `parent`'s pending call; the same call always gets the
+        same child, so a step that runs again does not start a second one."""
+        assert parent.head is not None, "a child is started at its call's savepoint"
+        child_id = str(uuid.uuid5(_CHILDREN, parent.head.id))
+        existing = self.store.get_executions([child_id])
+        if existing:
+            return existing[0]
+        name, source = resolve_flow(self.store, flow)
+        return self.start(
+            name, source, inputs, parent_id=parent.execution_id, execution_id=child_id
+        )
 
     def restore(self, execution_id: str, ref: str, by: str = "id") -> ExecutionRecord:
         """Restore an execution to its savepoint `ref` (by `'id'` or `'name'`) and run it."""
@@ -98,7 +141,7 @@ class Runtime:
             ref = target.id
         elif by != "id":
             raise InvalidCallError(f"restore by {by!r}: by must be 'id' or 'name'")
-        record = self.store.restore(execution_id, ref, RESTORABLE)
+        record = self.store.restore(execution_id, ref, RESTORABLE, self.lease_until())
         target = self.store.get_savepoint(ref)
         assert target is not None, "store.restore refuses a savepoint it cannot find"
         self._enqueue_restored(record.id, record.version, record.flow_name, target)
@@ -108,10 +151,46 @@ class Runtime:
         """Delete an ended execution's savepoints; status, outputs and logs stay."""
         return self.store.archive(execution_id)
 
+    def pause(self, execution_id: str) -> ExecutionRecord:
+        """Pause a running or waiting execution; a step already under way is not stored."""
+        allowed = {Status.RUNNING, Status.WAITING}
+        return self.store.set_status(execution_id, Status.PAUSED, allowed)
+
+    def resume(self, execution_id: str) -> ExecutionRecord:
+        """Let a paused execution go on from its newest savepoint."""
+        lease = self.lease_until()
+        record = self.store.set_status(execution_id, Status.RUNNING, {Status.PAUSED}, lease)
+        self.send(record, "resume")
+        return record
+
+    def cancel(self, execution_id: str) -> list[ExecutionRecord]:
+        """End the execution ENDED_CANCELLED, with every descendant that has not ended yet.
+
+        Returns the executions it cancelled. A parent waiting for the execution is woken.
+        """
+        cancelled = self.store.cancel(execution_id, _now())
+        ids = {record.id for record in cancelled}
+        for record in cancelled:
+            if record.parent_id is not None and record.parent_id not in ids:
+                self._wake(record.parent_id)
+        return cancelled
+
+    def send(self, record: ExecutionRecord, call: str, worker: str | None = None) -> None:
+        """Enqueue the step of `record` as stored, on `worker`'s own queue or the shared one."""
+        ticket = StepTicket(record.id, record.version, record.flow_name, None, call, record.head_id)
+        self.dispatcher.enqueue_step(ticket, worker=worker)
+
+    def _wake(self, execution_id: str) -> None:
+        """A child ended: wake its parent if it waits for children, where it is loaded."""
+        record = self.store.wake(execution_id, _now(), self.lease_until())
+        if record is not None:
+            self.send(record, "wake", record.worker)
+
     # --- a step, run by a worker ---------------------------------------------------------------
 
     def step(self, execution_id: str, version: int, head_id: str | None = None) -> None:
         """Advance the execution by one Flow-API call if it is still at `version` and `head_id`."""
+        self._queued_here.discard(execution_id)
         live, claimed = self.live.take(execution_id, version)
         if not claimed:
             return
@@ -120,6 +199,14 @@ class Runtime:
             if live is not None and not live.wait_committed():
                 live.close()  # its savepoint was never stored: the database decides below
                 live = None
+            if live is not None and not (live.owned and time.monotonic() < live.lease_deadline):
+                # Its lease may have lapsed (or went with a shared-queue step): claim it again.
+                began = time.monotonic()
+                if self._claim(execution_id, version) is None:
+                    self.live.discard(execution_id)
+                    live.close()
+                    return
+                live.owned, live.lease_deadline = True, began + self.options.lease_s
             if live is None:
                 live = self._load(execution_id, version, head_id)
                 if live is None:
@@ -137,20 +224,31 @@ class Runtime:
         message = "internal error in flowrt while stepping this execution; restore it to retry"
         self._end_error(version, execution_id, message, f"{message}\n{trace}", None)
 
+    def _claim(
+        self, execution_id: str, version: int, head_id: str | None = None
+    ) -> ExecutionRecord | None:
+        """Become the execution's holder, unless the version moved or another worker holds it."""
+        now = _now()
+        lease = self.lease_until(now)
+        record = self.store.claim(execution_id, version, self.holder, now, lease, head_id)
+        if record is None:
+            self.stats["claims_refused"] += 1
+        return record
+
     def _load(self, execution_id: str, version: int, head_id: str | None) -> LiveExecution | None:
-        record = self.store.get_execution(execution_id)
-        if record.version != version or record.status not in (Status.RUNNING, Status.WAITING):
-            return None
-        if head_id is not None and record.head_id != head_id:
+        began = time.monotonic()
+        record = self._claim(execution_id, version, head_id)
+        if record is None:
             return None
         state = FlowState(record.id, record.flow_name, dict(record.inputs), {}, None)
         try:
-            journal, head = self._journal(record)
+            journal, head = self.journal.entries(record)
             live = LiveExecution(self._script(record.flow_name, record.source), state, journal)
         except FlowrtError as error:
             self._end_error(record.version, record.id, str(error), None, None)
             return None
-        live.version, live.head = record.version, head
+        live.version, live.head, live.parent_id = record.version, head, record.parent_id
+        live.lease_deadline = began + self.options.lease_s
         self.stats["loads"] += 1
         self.stats["replayed_calls"] += max(len(journal) - 1, 0)
         live.status, live.wake_at = record.status, record.wake_at
@@ -165,21 +263,6 @@ class Runtime:
         self._settle(live, event, None, {}, ())
         return None
 
-    def _journal(self, record: ExecutionRecord) -> tuple[list[ReplayEntry], SavepointRecord | None]:
-        if record.head_id is None:
-            return [], None
-        timeline = self.store.get_timeline(record.head_id)
-        entries = []
-        for row, after in zip(timeline, [*timeline[1:], None], strict=True):
-            outcome = None
-            if after is not None:
-                what = f"savepoint #{after.seq} ({after.id}) of execution {record.id}"
-                outcome = _outcome(self.signer.loads(after.answer or b"", what))
-            where = f"reads of savepoint #{row.seq} ({row.id}) of execution {record.id}"
-            reads = self.signer.loads(row.reads, where) if row.reads else []
-            entries.append(ReplayEntry(row.seq, row.call, row.line, row.digest, outcome, reads))
-        return entries, timeline[-1]
-
     def _restored_outputs(self, live: LiveExecution, record: ExecutionRecord) -> dict[str, Any]:
         # Outputs are part of the execution's state: after a restore, replay rebuilt the ones
         # that held at the restored savepoint, and the stored ones follow.
@@ -192,34 +275,22 @@ class Runtime:
 
     def _perform(self, live: LiveExecution) -> None:
         assert live.pending is not None
-        context = StepContext(live, self.store, self.connectors, self.options, _now())
+        context = StepContext(
+            live, self.store, self.connectors, self.options, _now(), self.start_child
+        )
         result = perform(context, live.pending)
         if isinstance(result, Answer):
-            blob, outcome = self._sign(live, result.outcome)
-            self._settle(live, live.resume(outcome), blob, result.changes, result.logs)
+            blob, outcome = self.journal.sign(live, result.outcome)
+            changes = result.changes
+            if live.status is Status.WAITING:  # its wait is over, however the call ended
+                changes = {"status": Status.RUNNING.value, "wake_at": None, **changes}
+            self._settle(live, live.resume(outcome), blob, changes, result.logs)
         elif isinstance(result, Wait):
-            self._wait(live, result.until)
+            self._wait(live, result)
         elif isinstance(result, End):
             self._end(live, result)
         else:
             self._restore(live, result)
-
-    def _sign(self, live: LiveExecution, outcome: Outcome) -> tuple[bytes, Outcome]:
-        assert live.pending is not None
-        what = f"{live.pending.describe()} at line {live.pending.line}"
-        try:
-            blob = self.signer.dumps(_payload(outcome))
-        except Exception as error:
-            outcome = Outcome(
-                error=SerializationError(what, f"its answer cannot be stored: {error}")
-            )
-            return self.signer.dumps(_payload(outcome)), outcome
-        if len(blob) > self.options.max_answer_bytes:
-            outcome = Outcome(
-                error=AnswerTooLargeError(what, len(blob), self.options.max_answer_bytes)
-            )
-            blob = self.signer.dumps(_payload(outcome))
-        return blob, outcome
 
     def _settle(
         self,
@@ -231,7 +302,7 @@ class Runtime:
     ) -> None:
         """Store what the flow did after its last answer: a new savepoint, or its end."""
         if isinstance(event, Parked):
-            savepoint = self._savepoint(live, event, answer)
+            savepoint = self.journal.savepoint(live, event, answer)
             commit = StepCommit(live.execution_id, live.version, changes, savepoint, logs)
             self._advance(live, savepoint, commit, event)
             return
@@ -243,28 +314,8 @@ class Runtime:
         elif isinstance(event, Diverged):
             changes.update(_ended(Status.ENDED_ERROR), error=str(event.error))
             changes.update(error_line=event.error.line, message=str(event.error))
-        self._commit(live, StepCommit(live.execution_id, live.version, changes, None, logs))
-        self.live.release(live.execution_id)
-        live.close(EndSignal)
-
-    def _savepoint(
-        self, live: LiveExecution, event: Parked, answer: bytes | None
-    ) -> SavepointRecord:
-        call, head, reads = event.call, live.head, live.reads.take_new()
-        return SavepointRecord(
-            id=new_id(),
-            execution_id=live.execution_id,
-            seq=head.seq + 1 if head else 1,
-            parent_id=head.id if head else None,
-            call=call.name,
-            line=call.line,
-            name=call.label,
-            created_at=_now(),
-            digest=call.digest,
-            answer=answer,
-            variables=call.variables,
-            reads=self.signer.dumps(reads) if reads else None,
-        )
+        if self._commit(live, StepCommit(live.execution_id, live.version, changes, None, logs)):
+            self._finish(live)
 
     def _advance(
         self, live: LiveExecution, savepoint: SavepointRecord, commit: StepCommit, event: Parked
@@ -276,29 +327,45 @@ class Runtime:
         call is performed before its savepoint is stored. If the commit loses its fence, the
         step finds the database elsewhere and does nothing.
         """
-        commit = self._stamped(commit)
         # The live execution keeps its head without the answer blob it no longer needs.
         live.head, live.pending = replace(savepoint, answer=None), event.call
+        if commit.changes.get("status") == Status.PAUSED.value:  # this.pause() was answered
+            live.pending = None
+            if self._commit(live, replace(commit, changes={**commit.changes, "worker": None})):
+                self.live.release(live.execution_id)
+                live.close()
+            return
+        commit = self._stamped(commit)
         self._apply(live, commit)
         live.begin_commit()
-        if not self.live.put(live):  # not kept here: commit first, any worker takes the step
-            stored = self.store.commit_step(commit)
+        kept = self.live.put(live)
+        if not kept or len(self._queued_here) >= self.options.sticky_max:
+            # Not for this worker now: commit first, then the least busy worker takes it.
+            live.owned = False
+            changes = {**commit.changes, "worker": None, "lease_until": self.lease_until()}
+            stored = self.store.commit_step(replace(commit, changes=changes))
             live.end_commit(stored)
             if stored:
                 self.dispatcher.enqueue_step(self._ticket(live))
+            elif kept:
+                self.live.forget(live)
             return
-        stored = False
+        stored, began = False, time.monotonic()
+        commit = replace(commit, changes={**commit.changes, "lease_until": self.lease_until()})
         try:
-            self.dispatcher.enqueue_step(self._ticket(live), sticky=True)
+            self._queued_here.add(live.execution_id)
+            self.dispatcher.enqueue_step(self._ticket(live), worker=self.worker)
             stored = self.store.commit_step(commit)
         finally:
+            if stored:
+                live.lease_deadline = began + self.options.lease_s
             live.end_commit(stored)
             if not stored:
                 self.live.forget(live)
 
     def _stamped(self, commit: StepCommit) -> StepCommit:
         # Every step write records where the execution is loaded, unless it says otherwise.
-        return replace(commit, changes={"worker": self.worker, **commit.changes})
+        return replace(commit, changes={"worker": self.holder, **commit.changes})
 
     def _commit(self, live: LiveExecution, commit: StepCommit) -> bool:
         commit = self._stamped(commit)
@@ -325,17 +392,31 @@ class Runtime:
             live.execution_id, live.version, flow, head.seq, live.pending.name, head.id
         )
 
-    def _wait(self, live: LiveExecution, until: datetime) -> None:
-        changes = {"status": Status.WAITING.value, "wake_at": until}
+    def _wait(self, live: LiveExecution, wait: Wait) -> None:
+        """Store that the execution waits; it stays loaded here only while the wait is short.
+
+        A sleep longer than sleep_max is unloaded at once and woken by the reaper when due; a
+        short one sends its step to this worker for when it ends. A wait for children stays
+        loaded until a child wakes it, or sleep_max passes and the heartbeat unloads it.
+        """
+        until = wait.until
+        unload = until is not None and (until - _now()).total_seconds() > self.options.sleep_max_s
+        changes: dict[str, Any] = {"status": Status.WAITING.value, "wake_at": until}
+        if unload:
+            changes.update(worker=None, lease_until=None)
         if not self._commit(live, StepCommit(live.execution_id, live.version, changes)):
             return
-        if (until - _now()).total_seconds() > self.options.sleep_max_s:
-            # A long wait is not worth a parked thread: unload now, replay when it ends.
+        if unload:
             self.live.release(live.execution_id)
             live.close()
-        else:
-            self.live.put(live)
-        self.dispatcher.enqueue_step(self._ticket(live), eta=until)
+            return
+        live.idle_since = time.monotonic()
+        if not self.live.put(live):
+            self.store.unload(live.execution_id, live.version, self.holder)
+        if until is not None:
+            self.dispatcher.enqueue_step(self._ticket(live), worker=self.worker, eta=until)
+        elif any(child.status.ended for child in self.store.get_executions(wait.children)):
+            self._wake(live.execution_id)  # a child ended while this wait was being stored
 
     def _end(self, live: LiveExecution, end: End) -> None:
         changes = _ended(end.status)
@@ -344,8 +425,13 @@ class Runtime:
             line = live.pending.line if live.pending else None
             changes.update(error=f"this.error() at line {line}: {end.message}", error_line=line)
         if self._commit(live, StepCommit(live.execution_id, live.version, changes)):
-            self.live.release(live.execution_id)
-            live.close(EndSignal)
+            self._finish(live)
+
+    def _finish(self, live: LiveExecution) -> None:
+        self.live.release(live.execution_id)
+        live.close(EndSignal)
+        if live.parent_id is not None:
+            self._wake(live.parent_id)
 
     def _restore(self, live: LiveExecution, restore: Restore) -> None:
         changes = {"head_id": restore.target.id}
@@ -368,7 +454,10 @@ class Runtime:
     ) -> None:
         changes = _ended(Status.ENDED_ERROR)
         changes.update(message=message, error=trace or message, error_line=line, worker=None)
-        self.store.commit_step(StepCommit(execution_id, version, changes))
+        if self.store.commit_step(StepCommit(execution_id, version, changes)):
+            parent_id = self.store.get_execution(execution_id).parent_id
+            if parent_id is not None:
+                self._wake(parent_id)
 
     def _script(self, flow_name: str, source: str) -> FlowScript:
         key = (flow_name, hashlib.sha256(source.encode()).hexdigest())
@@ -379,15 +468,10 @@ class Runtime:
 
 
 def _ended(status: Status) -> dict[str, Any]:
-    return {"status": status.value, "ended_at": _now(), "wake_at": None, "worker": None}
-
-
-def _payload(outcome: Outcome) -> tuple[Any, BaseException | None] | None:
-    # What is stored of an outcome: None for the common "returned None", else (value, error).
-    if outcome.value is None and outcome.error is None:
-        return None
-    return (outcome.value, outcome.error)
-
-
-def _outcome(payload: tuple[Any, BaseException | None] | None) -> Outcome:
-    return Outcome() if payload is None else Outcome(*payload)
+    return {
+        "status": status.value,
+        "ended_at": _now(),
+        "wake_at": None,
+        "worker": None,
+        "lease_until": None,
+    }

@@ -8,10 +8,16 @@ import linecache
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import CodeType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flowrt.errors import ScriptError
+from flowrt.errors import FlowNotFoundError, ScriptError
+
+if TYPE_CHECKING:
+    from flowrt.storage.base import Store
+
+FLOW = "flow"  # the kind of named object that holds a registered flow's source
 
 
 @dataclass(frozen=True)
@@ -104,3 +110,16 @@ def _expose_flow_api() -> None:
         from flowrt import flow_api
 
         sys.modules["flow_api"] = flow_api
+
+
+def resolve_flow(store: Store, flow: str) -> tuple[str, str]:
+    """`(name, source)` of a flow file path or of a flow registered under that name."""
+    path = Path(flow)
+    if path.suffix == ".py" or path.is_file():
+        if not path.is_file():
+            raise FlowNotFoundError(flow)
+        return path.stem, path.read_text()
+    record = store.get_named(FLOW, flow)
+    if record is None:
+        raise FlowNotFoundError(flow)
+    return flow, str(record.value["source"])

@@ -6,6 +6,7 @@ import logging
 import os
 import threading
 import traceback
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.exc import DBAPIError
 
 from config import Settings, celery_config
+from flowrt import leases
 from flowrt.dispatch import StepTicket
 from flowrt.options import Options
 from flowrt.runtime import Runtime
@@ -23,6 +25,7 @@ from flowrt.storage import open_store
 log = logging.getLogger("flowrt.tasks")
 
 STEP = "flowrt.step"
+REAP = "flowrt.reap"
 RETRY_DELAY_S = 1.0
 
 
@@ -33,17 +36,17 @@ class CeleryDispatcher:
         self.app, self.hostname = app, hostname
 
     def enqueue_step(
-        self, ticket: StepTicket, *, sticky: bool = False, eta: datetime | None = None
+        self, ticket: StepTicket, *, worker: str | None = None, eta: datetime | None = None
     ) -> None:
         options: dict[str, Any] = {
-            "shadow": f"{STEP} {ticket.flow_name}#{ticket.seq} {ticket.call}",
+            "shadow": f"{STEP} {ticket.label}",
             "argsrepr": f"(execution={ticket.execution_id!r}, version={ticket.version})",
             "kwargsrepr": (
                 f"{{'flow': {ticket.flow_name!r}, 'seq': {ticket.seq}, 'call': {ticket.call!r}}}"
             ),
         }
-        if sticky and self.hostname:
-            options["queue"] = worker_direct(self.hostname).name
+        if worker:
+            options["queue"] = worker_direct(worker).name
         if eta is not None:
             options["eta"] = eta
         args = (ticket.execution_id, ticket.version, ticket.head_id)
@@ -61,15 +64,37 @@ def create_app(settings: Settings) -> Celery:
     def on_worker_init(sender: Any, **_: Any) -> None:
         # The task request's hostname is the machine's under the thread pool, not the
         # worker's node name, which names its direct queue.
-        if sender.app is app:
-            app.flowrt_hostname = sender.hostname  # type: ignore[attr-defined]
-            if not settings.embedded_broker and not os.environ.get("PYTHONHASHSEED"):
-                log.warning(
-                    "PYTHONHASHSEED is not set: a flow that iterates over a set may replay "
-                    "differently on another worker; set it to the same value on every worker"
-                )
+        if sender.app is not app:
+            return
+        app.flowrt_hostname = sender.hostname  # type: ignore[attr-defined]
+        if not settings.embedded_broker and not os.environ.get("PYTHONHASHSEED"):
+            log.warning(
+                "PYTHONHASHSEED is not set: a flow that iterates over a set may replay "
+                "differently on another worker; set it to the same value on every worker"
+            )
+        runtime = runtime_of(app, sender.hostname)
+        tickers = [
+            Ticker(
+                "flowrt-heartbeat", settings.lease_seconds / 3, lambda: leases.heartbeat(runtime)
+            )
+        ]
+        if settings.embedded_broker:  # no beat can reach an in-process broker: reap here
+            tickers.append(
+                Ticker("flowrt-reaper", settings.reap_interval_seconds, lambda: reap(app))
+            )
+        app.flowrt_tickers = tickers  # type: ignore[attr-defined]
+
+    def on_worker_shutdown(sender: Any, **_: Any) -> None:
+        # A worker that stops hands its executions to the reaper at once, rather than after
+        # their leases run out.
+        if sender.app is not app:
+            return
+        for ticker in getattr(app, "flowrt_tickers", []):
+            ticker.stop()
+        leases.release(runtime_of(app, sender.hostname))
 
     signals.worker_init.connect(on_worker_init, weak=False)
+    signals.worker_shutdown.connect(on_worker_shutdown, weak=False)
 
     @app.task(name=STEP, bind=True, acks_late=True, max_retries=None, shared=False)
     def step(self: Task, execution_id: str, version: int, head_id: str | None = None) -> None:
@@ -87,11 +112,55 @@ def create_app(settings: Settings) -> Celery:
             log.exception("step %s v%s failed", execution_id, version)
             runtime.fail(execution_id, int(version), traceback.format_exc())
 
+    @app.task(name=REAP, shared=False, acks_late=False)
+    def reap_task() -> None:
+        """Send on the executions nobody answers for (sent by beat every second)."""
+        reap(app)
+
     @app.task(name="flowrt.wake_worker", shared=False)
     def wake_worker() -> None:
         """Do nothing: a message that wakes an embedded worker so it sees it must stop."""
 
     return app
+
+
+def reap(app: Celery) -> None:
+    """One pass of the reaper, told how deep the shared queue is."""
+    leases.reap(runtime_of(app, getattr(app, "flowrt_hostname", None)), shared_backlog(app))
+
+
+def shared_backlog(app: Celery) -> int:
+    """Messages waiting in the shared queue (0 when the broker cannot say)."""
+    queue = app.flowrt_settings.queue  # type: ignore[attr-defined]
+    try:
+        with app.connection_or_acquire() as connection:
+            declared = connection.default_channel.queue_declare(queue=queue, passive=True)
+            return int(declared.message_count)
+    except Exception as error:  # the reaper still runs, assuming nothing is queued
+        log.warning("cannot read the length of queue %s: %s", queue, error)
+        return 0
+
+
+class Ticker:
+    """Calls `action` every `interval_s` seconds on a daemon thread until stopped."""
+
+    def __init__(self, name: str, interval_s: float, action: Callable[[], Any]) -> None:
+        self._stop = threading.Event()
+        self._interval_s, self._action = interval_s, action
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop ticking and wait for a tick under way to finish."""
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            try:
+                self._action()
+            except Exception:  # the database may be away for a while: try next time
+                log.exception("%s failed", self._thread.name)
 
 
 def runtime_of(app: Celery, hostname: str | None) -> Runtime:

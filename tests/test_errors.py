@@ -30,6 +30,7 @@ SAMPLES: list[BaseException] = [
     errors.InvalidCallError("x"),
     errors.SerializationError("save", "bad"),
     errors.AnswerTooLargeError("get", 10, 5),
+    errors.DependencyFailedError("c1", "child", "ENDED_ERROR", "boom"),
     errors.ConnectorError("x"),
     errors.ConnectorNotFoundError("crm"),
     errors.HttpStatusError("post", "http://x/y", 500, "down"),

@@ -19,7 +19,7 @@ def test_a_step_message_is_json_with_ids_only_and_reads_well_in_flower(redis_url
     head = "0190a3c4-0000-7000-8000-0000000000aa"
     ticket = StepTicket("0190a3c4-0000-7000-8000-000000000001", 7, "billing", 3, "connect", head)
     CeleryDispatcher(app, "w1@host").enqueue_step(ticket)
-    CeleryDispatcher(app, "w1@host").enqueue_step(ticket, sticky=True)
+    CeleryDispatcher(app, "w1@host").enqueue_step(ticket, worker="w1@host")
 
     broker = redis.Redis.from_url(redis_url)
     shared, sticky = broker.lrange("q-msg", 0, -1), broker.lrange("w1@host.dq2", 0, -1)

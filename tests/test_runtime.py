@@ -30,10 +30,10 @@ class Recorder:
     """A dispatcher that keeps the step messages for the test to deliver."""
 
     def __init__(self) -> None:
-        self.sent: list[tuple[StepTicket, bool]] = []
+        self.sent: list[tuple[StepTicket, str | None]] = []
 
-    def enqueue_step(self, ticket: StepTicket, *, sticky: bool = False, eta=None) -> None:
-        self.sent.append((ticket, sticky))
+    def enqueue_step(self, ticket: StepTicket, *, worker: str | None = None, eta=None) -> None:
+        self.sent.append((ticket, worker))
 
     def deliver(self, runtime: Runtime) -> StepTicket:
         ticket, _ = self.sent.pop(0)
@@ -73,8 +73,8 @@ def test_the_next_step_is_sent_before_the_commit_and_waits_for_it(setup):
     stepping = threading.Thread(target=recorder.deliver, args=(runtime,))
     stepping.start()  # performs get #1, parks at save_dump, sends #2's step, then commits
     wait_until(lambda: len(recorder.sent) == 1, 10, "the next step message")
-    ticket, sticky = recorder.sent[0]
-    assert sticky and ticket.version == 2 and ticket.call == "save_dump"
+    ticket, worker = recorder.sent[0]
+    assert worker == "w1" and ticket.version == 2 and ticket.call == "save_dump"
     assert store.get_execution(record.id).version == 1  # sent, not yet stored
     early = threading.Thread(target=recorder.deliver, args=(runtime,))
     early.start()

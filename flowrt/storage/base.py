@@ -32,6 +32,8 @@ class ExecutionRecord:
     updated_at: datetime
     ended_at: datetime | None
     archived_at: datetime | None
+    lease_until: datetime | None = None
+    parent_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -103,9 +105,28 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def create_execution(
-        self, flow_name: str, source: str, inputs: dict[str, Any]
+        self,
+        flow_name: str,
+        source: str,
+        inputs: dict[str, Any],
+        *,
+        execution_id: str | None = None,
+        parent_id: str | None = None,
+        lease_until: datetime | None = None,
     ) -> ExecutionRecord:
-        """Insert a new RUNNING execution at version 0 with no savepoint yet."""
+        """Insert a new RUNNING execution at version 0 with no savepoint yet.
+
+        Given an `execution_id` that exists already, return that execution unchanged: a
+        parent's step that runs again finds the child it started the first time.
+        """
+
+    @abc.abstractmethod
+    def get_executions(self, execution_ids: Iterable[str]) -> list[ExecutionRecord]:
+        """The executions with these ids that exist, in no particular order."""
+
+    @abc.abstractmethod
+    def list_children(self, parent_id: str) -> list[ExecutionRecord]:
+        """The child executions of `parent_id`, oldest first."""
 
     @abc.abstractmethod
     def get_execution(self, execution_id: str) -> ExecutionRecord:
@@ -123,9 +144,82 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def restore(
-        self, execution_id: str, savepoint_id: str, allowed: Iterable[Status]
+        self,
+        execution_id: str,
+        savepoint_id: str,
+        allowed: Iterable[Status],
+        lease_until: datetime | None = None,
     ) -> ExecutionRecord:
         """Move the head to `savepoint_id`, status RUNNING, count the restore; one transaction."""
+
+    @abc.abstractmethod
+    def set_status(
+        self,
+        execution_id: str,
+        status: Status,
+        allowed: Iterable[Status],
+        lease_until: datetime | None = None,
+    ) -> ExecutionRecord:
+        """Pause or resume: set `status` from one of `allowed`, unloaded, at a new version."""
+
+    @abc.abstractmethod
+    def cancel(self, execution_id: str, now: datetime) -> list[ExecutionRecord]:
+        """End the execution and every descendant not ended yet ENDED_CANCELLED; return them."""
+
+    # --- leases: who answers for an execution, and until when --------------------------------
+
+    @abc.abstractmethod
+    def claim(
+        self,
+        execution_id: str,
+        version: int,
+        worker: str,
+        now: datetime,
+        lease_until: datetime,
+        head_id: str | None = None,
+    ) -> ExecutionRecord | None:
+        """Make `worker` the holder of a RUNNING or WAITING execution still at `version`
+        (and at `head_id`, if given).
+
+        Refused (None) while another worker holds an unexpired lease on it.
+        """
+
+    @abc.abstractmethod
+    def renew_leases(
+        self, worker: str, execution_ids: Iterable[str], lease_until: datetime
+    ) -> set[str]:
+        """Extend the leases `worker` holds on these executions; return the ids it still holds."""
+
+    @abc.abstractmethod
+    def unload(self, execution_id: str, version: int, worker: str) -> bool:
+        """Record that `worker` no longer has the execution in memory (it waits, unloaded)."""
+
+    @abc.abstractmethod
+    def release_worker(self, worker: str, now: datetime) -> int:
+        """A worker stops: its running executions' leases end now, waiting ones are unloaded."""
+
+    @abc.abstractmethod
+    def wake(
+        self, execution_id: str, now: datetime, lease_until: datetime
+    ) -> ExecutionRecord | None:
+        """Mark an execution waiting for its children as due; None if it is not waiting for them."""
+
+    @abc.abstractmethod
+    def wake_parents(self, now: datetime) -> int:
+        """Mark due every parent waiting for children of which one ended after the wait began."""
+
+    @abc.abstractmethod
+    def overdue(self, now: datetime, limit: int) -> list[ExecutionRecord]:
+        """Executions nobody answers for: running, or due to wake, with no unexpired lease.
+
+        Oldest lease first; those never leased (just unloaded) come first of all.
+        """
+
+    @abc.abstractmethod
+    def take_over(
+        self, execution_ids: Iterable[str], now: datetime, lease_until: datetime
+    ) -> list[ExecutionRecord]:
+        """Of these, move each still overdue to a new version with a fresh queued lease."""
 
     @abc.abstractmethod
     def archive(self, execution_id: str) -> ExecutionRecord:

@@ -49,8 +49,13 @@ executions = sa.Table(
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Column("ended_at", UtcDateTime, nullable=True),
     sa.Column("archived_at", UtcDateTime, nullable=True),
+    # Until when the worker in `worker`, or a step message in a queue, answers for the
+    # execution; past it the reaper sends the step again (see Runtime.reap).
+    sa.Column("lease_until", UtcDateTime, nullable=True),
+    sa.Column("parent_id", Id, nullable=True),
     sa.Index("ix_executions_status", "status"),
     sa.Index("ix_executions_created_at", "created_at"),
+    sa.Index("ix_executions_parent", "parent_id"),
 )
 
 savepoints = sa.Table(

@@ -29,6 +29,8 @@ from flowrt.storage.base import (
     StepCommit,
     Store,
 )
+from flowrt.storage.leases import LeaseStatements
+from flowrt.storage.rows import execution_record, named_record, savepoint_record, savepoint_row
 from flowrt.storage.schema import executions, logs, named, savepoints
 
 
@@ -85,7 +87,7 @@ def _is_uuid(text: str) -> bool:
     return True
 
 
-class SqlStore(Store):
+class SqlStore(LeaseStatements, Store):
     """`Store` on a SQLAlchemy engine; each public method runs in one transaction."""
 
     def __init__(self, engine: sa.Engine) -> None:
@@ -102,9 +104,16 @@ class SqlStore(Store):
     # --- executions -------------------------------------------------------------------------
 
     def create_execution(
-        self, flow_name: str, source: str, inputs: dict[str, Any]
+        self,
+        flow_name: str,
+        source: str,
+        inputs: dict[str, Any],
+        *,
+        execution_id: str | None = None,
+        parent_id: str | None = None,
+        lease_until: datetime | None = None,
     ) -> ExecutionRecord:
-        now, execution_id = _now(), new_id()
+        now, execution_id = _now(), execution_id or new_id()
         row = {
             "id": execution_id,
             "flow_name": flow_name,
@@ -116,14 +125,36 @@ class SqlStore(Store):
             "outputs": {},
             "created_at": now,
             "updated_at": now,
+            "parent_id": parent_id,
+            "lease_until": lease_until,
         }
+        statement = self._insert(executions).values(row).on_conflict_do_nothing()
         with self.engine.begin() as conn:
-            conn.execute(executions.insert().values(row))
+            conn.execute(statement)
             return self._get_execution(conn, execution_id)
 
     def get_execution(self, execution_id: str) -> ExecutionRecord:
         with self.engine.begin() as conn:
             return self._get_execution(conn, execution_id)
+
+    def list_children(self, parent_id: str) -> list[ExecutionRecord]:
+        if not _is_uuid(parent_id):
+            return []
+        query = (
+            sa.select(executions)
+            .where(executions.c.parent_id == parent_id)
+            .order_by(executions.c.created_at, executions.c.id)
+        )
+        with self.engine.begin() as conn:
+            return [execution_record(row) for row in conn.execute(query)]
+
+    def get_executions(self, execution_ids: Iterable[str]) -> list[ExecutionRecord]:
+        wanted = [i for i in execution_ids if _is_uuid(i)]
+        if not wanted:
+            return []
+        with self.engine.begin() as conn:
+            rows = conn.execute(sa.select(executions).where(executions.c.id.in_(wanted)))
+            return [execution_record(row) for row in rows]
 
     def list_executions(
         self, limit: int = 50, status: Status | None = None
@@ -132,7 +163,7 @@ class SqlStore(Store):
         if status is not None:
             query = query.where(executions.c.status == Status(status).value)
         with self.engine.begin() as conn:
-            return [_execution(row) for row in conn.execute(query)]
+            return [execution_record(row) for row in conn.execute(query)]
 
     def commit_step(self, commit: StepCommit) -> bool:
         values = dict(commit.changes, version=commit.version + 1, updated_at=_now())
@@ -150,7 +181,7 @@ class SqlStore(Store):
             if moved.rowcount != 1:
                 return False
             if commit.savepoint is not None:
-                conn.execute(savepoints.insert().values(_savepoint_row(commit.savepoint)))
+                conn.execute(savepoints.insert().values(savepoint_row(commit.savepoint)))
             if commit.logs:
                 conn.execute(logs.insert(), [vars(log) for log in commit.logs])
             if commit.restored is not None:
@@ -158,17 +189,14 @@ class SqlStore(Store):
         return True
 
     def restore(
-        self, execution_id: str, savepoint_id: str, allowed: Iterable[Status]
+        self,
+        execution_id: str,
+        savepoint_id: str,
+        allowed: Iterable[Status],
+        lease_until: datetime | None = None,
     ) -> ExecutionRecord:
         with self.engine.begin() as conn:
-            current = self._get_execution(conn, execution_id, lock=True)
-            if current.status not in set(allowed):
-                raise InvalidStateError(
-                    execution_id,
-                    current.status.value,
-                    "restore",
-                    ", ".join(sorted(s.value for s in allowed)),
-                )
+            current = self._locked(conn, execution_id, allowed, "restore")
             target = self._get_savepoint(conn, savepoint_id)
             if target is None:
                 raise SavepointNotFoundError(execution_id, savepoint_id, "id")
@@ -186,10 +214,65 @@ class SqlStore(Store):
                     error_line=None,
                     ended_at=None,
                     updated_at=_now(),
+                    worker=None,
+                    lease_until=lease_until,
                 )
             )
             self._count_restore(conn, target.id)
             return self._get_execution(conn, execution_id)
+
+    def set_status(
+        self,
+        execution_id: str,
+        status: Status,
+        allowed: Iterable[Status],
+        lease_until: datetime | None = None,
+    ) -> ExecutionRecord:
+        action = "pause" if status is Status.PAUSED else "resume"
+        with self.engine.begin() as conn:
+            current = self._locked(conn, execution_id, allowed, action)
+            conn.execute(
+                executions.update()
+                .where(executions.c.id == execution_id)
+                .values(
+                    status=status.value,
+                    version=current.version + 1,
+                    worker=None,
+                    lease_until=lease_until,
+                    updated_at=_now(),
+                )
+            )
+            return self._get_execution(conn, execution_id)
+
+    def cancel(self, execution_id: str, now: datetime) -> list[ExecutionRecord]:
+        with self.engine.begin() as conn:
+            root = self._get_execution(conn, execution_id, lock=True)
+            if root.status.ended:
+                raise InvalidStateError(
+                    execution_id, root.status.value, "cancel", "RUNNING, WAITING, PAUSED"
+                )
+            family, frontier = [execution_id], [execution_id]
+            while frontier:
+                query = sa.select(executions.c.id).where(executions.c.parent_id.in_(frontier))
+                frontier = list(conn.scalars(query))
+                family.extend(frontier)
+            rows = conn.execute(
+                executions.update()
+                .where(executions.c.id.in_(family))
+                .where(executions.c.status.in_(_UNENDED))
+                .values(
+                    status=Status.ENDED_CANCELLED.value,
+                    version=executions.c.version + 1,
+                    message="cancelled",
+                    ended_at=now,
+                    updated_at=now,
+                    worker=None,
+                    wake_at=None,
+                    lease_until=None,
+                )
+                .returning(*executions.c)
+            )
+            return [execution_record(row) for row in rows]
 
     def archive(self, execution_id: str) -> ExecutionRecord:
         with self.engine.begin() as conn:
@@ -219,7 +302,7 @@ class SqlStore(Store):
     def get_timeline(self, head_id: str) -> list[SavepointRecord]:
         with self.engine.begin() as conn:
             rows = conn.execute(sa.select(savepoints).join(*self._chain(head_id)))
-            return sorted((_savepoint(row) for row in rows), key=lambda s: s.seq)
+            return sorted((savepoint_record(row) for row in rows), key=lambda s: s.seq)
 
     def find_named(self, head_id: str, name: str) -> SavepointRecord | None:
         query = (
@@ -231,7 +314,7 @@ class SqlStore(Store):
         )
         with self.engine.begin() as conn:
             row = conn.execute(query).first()
-        return _savepoint(row) if row is not None else None
+        return savepoint_record(row) if row is not None else None
 
     def list_savepoints(self, execution_id: str) -> list[SavepointRecord]:
         if not _is_uuid(execution_id):
@@ -242,7 +325,7 @@ class SqlStore(Store):
             .order_by(savepoints.c.created_at, savepoints.c.seq)
         )
         with self.engine.begin() as conn:
-            return [_savepoint(row) for row in conn.execute(query)]
+            return [savepoint_record(row) for row in conn.execute(query)]
 
     def list_logs(self, execution_id: str) -> list[LogRecord]:
         if not _is_uuid(execution_id):
@@ -274,12 +357,12 @@ class SqlStore(Store):
         query = sa.select(named).where(named.c.kind == kind, named.c.name == name)
         with self.engine.begin() as conn:
             row = conn.execute(query).first()
-        return _named(row) if row is not None else None
+        return named_record(row) if row is not None else None
 
     def list_named(self, kind: str) -> list[NamedRecord]:
         query = sa.select(named).where(named.c.kind == kind).order_by(named.c.name)
         with self.engine.begin() as conn:
-            return [_named(row) for row in conn.execute(query)]
+            return [named_record(row) for row in conn.execute(query)]
 
     def delete_named(self, kind: str, name: str) -> bool:
         with self.engine.begin() as conn:
@@ -300,13 +383,23 @@ class SqlStore(Store):
         params = {f"e_{key}": _pg_value(key, value) for key, value in values.items()}
         params.update(e_id=commit.execution_id, e_fence=commit.version)
         if commit.savepoint is not None:
-            row = _savepoint_row(commit.savepoint)
+            row = savepoint_row(commit.savepoint)
             params.update({f"s_{key}": value for key, value in row.items()})
             params["s_variables"] = json.dumps(row["variables"])
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             return conn.exec_driver_sql(sql, params).first() is not None
 
     # --- private helpers: run inside the caller's transaction --------------------------------
+
+    def _locked(
+        self, conn: sa.Connection, execution_id: str, allowed: Iterable[Status], action: str
+    ) -> ExecutionRecord:
+        current = self._get_execution(conn, execution_id, lock=True)
+        allowed = set(allowed)
+        if current.status not in allowed:
+            wanted = ", ".join(sorted(s.value for s in allowed))
+            raise InvalidStateError(execution_id, current.status.value, action, wanted)
+        return current
 
     def _get_execution(
         self, conn: sa.Connection, execution_id: str, lock: bool = False
@@ -317,13 +410,13 @@ class SqlStore(Store):
         row = conn.execute(query.with_for_update() if lock else query).first()
         if row is None:
             raise ExecutionNotFoundError(execution_id)
-        return _execution(row)
+        return execution_record(row)
 
     def _get_savepoint(self, conn: sa.Connection, savepoint_id: str) -> SavepointRecord | None:
         if not _is_uuid(savepoint_id):
             return None
         row = conn.execute(sa.select(savepoints).where(savepoints.c.id == savepoint_id)).first()
-        return _savepoint(row) if row is not None else None
+        return savepoint_record(row) if row is not None else None
 
     def _count_restore(self, conn: sa.Connection, savepoint_id: str) -> None:
         conn.execute(
@@ -344,6 +437,7 @@ class SqlStore(Store):
 
 
 _JSON_COLUMNS = frozenset({"inputs", "outputs"})
+_UNENDED = (Status.RUNNING.value, Status.WAITING.value, Status.PAUSED.value)
 
 
 def _pg_value(column: str, value: Any) -> Any:
@@ -368,66 +462,3 @@ def _one_statement_sql(columns: tuple[str, ...], with_savepoint: bool) -> str:
         f"WITH moved AS ({update}) "
         f"INSERT INTO savepoints ({', '.join(names)}) SELECT {selected} FROM moved RETURNING id"
     )
-
-
-def _execution(row: Any) -> ExecutionRecord:
-    return ExecutionRecord(
-        id=row.id,
-        flow_name=row.flow_name,
-        source=row.source,
-        status=Status(row.status),
-        version=row.version,
-        head_id=row.head_id,
-        inputs=row.inputs,
-        outputs=row.outputs,
-        message=row.message,
-        error=row.error,
-        error_line=row.error_line,
-        worker=row.worker,
-        wake_at=row.wake_at,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        ended_at=row.ended_at,
-        archived_at=row.archived_at,
-    )
-
-
-def _savepoint(row: Any) -> SavepointRecord:
-    return SavepointRecord(
-        id=row.id,
-        execution_id=row.execution_id,
-        seq=row.seq,
-        parent_id=row.parent_id,
-        call=row.call,
-        line=row.line,
-        name=row.name,
-        created_at=row.created_at,
-        digest=bytes(row.digest),
-        answer=bytes(row.answer) if row.answer is not None else None,
-        restored=row.restored,
-        variables=row.variables,
-        reads=bytes(row.reads) if row.reads is not None else None,
-    )
-
-
-def _savepoint_row(record: SavepointRecord) -> dict[str, Any]:
-    return {
-        "id": record.id,
-        "execution_id": record.execution_id,
-        "seq": record.seq,
-        "parent_id": record.parent_id,
-        "call": record.call,
-        "line": record.line,
-        "name": record.name,
-        "created_at": record.created_at,
-        "digest": record.digest,
-        "answer": record.answer,
-        "restored": record.restored,
-        "variables": record.variables,
-        "reads": record.reads,
-    }
-
-
-def _named(row: Any) -> NamedRecord:
-    value = bytes(row.content) if row.content is not None else row.value
-    return NamedRecord(row.kind, row.name, value, row.updated_at)

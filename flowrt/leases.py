@@ -1,0 +1,94 @@
+"""Leases: a worker renews what it holds, unloads what idles, and the reaper sends on the rest.
+
+Every RUNNING or WAITING execution has someone answering for it until `lease_until`: the
+worker named in `worker`, which renews the lease every third of it while the execution is
+loaded there, or a step message on its way through a queue. When that time passes with no
+progress (the worker died, a message was lost), the reaper, started by Celery beat, moves the
+execution to a new version, so that anything the old holder still does is refused by the
+fence, and sends its step to the shared queue, where any worker takes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from flowrt.live import LiveExecution
+from flowrt.status import Status
+
+if TYPE_CHECKING:
+    from flowrt.runtime import Runtime
+
+log = logging.getLogger("flowrt")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ReapReport:
+    """What one pass of the reaper did."""
+
+    parents_due: int
+    overdue: int
+    resent: int
+
+
+def heartbeat(runtime: Runtime) -> None:
+    """Renew the leases this worker holds; unload executions idle longer than sleep_max.
+
+    A worker calls this every third of a lease. An execution whose lease it no longer
+    holds (paused, cancelled, restored or taken over meanwhile) is unloaded.
+    """
+    now, began, busy = _now(), time.monotonic(), runtime.live.busy()
+    parked = [live for live in runtime.live.parked() if live.owned]
+    held = {live.execution_id for live in parked if _holds_lease(live)}
+    kept = runtime.store.renew_leases(runtime.holder, held | busy, runtime.lease_until(now))
+    idle_before = time.monotonic() - runtime.options.sleep_max_s
+    for live in parked:
+        if live.execution_id in kept:
+            live.lease_deadline = began + runtime.options.lease_s
+        elif live.execution_id in held:
+            runtime.live.forget(live)
+        elif not _holds_lease(live) and live.idle_since < idle_before:
+            if runtime.live.forget(live):
+                runtime.store.unload(live.execution_id, live.version, runtime.holder)
+
+
+def release(runtime: Runtime) -> None:
+    """This worker stops: hand every execution it holds to the reaper, unload them all."""
+    runtime.store.release_worker(runtime.holder, _now())
+    runtime.live.clear()
+
+
+def reap(runtime: Runtime, backlog: int = 0, limit: int = 1000) -> ReapReport:
+    """Send again the steps of executions nobody answers for; run by beat every second.
+
+    Those are: running executions whose holder's lease expired (the worker died or its
+    message was lost), sleeps that are due, and parents with a child that ended. An
+    execution whose step went to the shared queue and is `backlog` messages deep may
+    still be on its way: of those whose queued lease expired, only the oldest beyond
+    the queue's length are sent again.
+    """
+    now = _now()
+    parents = runtime.store.wake_parents(now)
+    overdue = runtime.store.overdue(now, limit)
+    queued = [r for r in overdue if r.worker is None and r.lease_until is not None]
+    chosen = [r.id for r in overdue if not (r.worker is None and r.lease_until is not None)]
+    chosen += [r.id for r in queued[: max(len(queued) - backlog, 0)]]
+    taken = runtime.store.take_over(chosen, now, runtime.lease_until(now))
+    for record in taken:
+        runtime.send(record, "resume" if record.status is Status.RUNNING else "wake")
+    if taken:
+        log.info("reaper sent %d overdue executions on", len(taken))
+    return ReapReport(parents, len(overdue), len(taken))
+
+
+def _holds_lease(live: LiveExecution) -> bool:
+    # A parked execution holds its lease while a step for it is coming: its next call, or
+    # the end of a short sleep. One waiting for children is woken by them instead.
+    return live.status is Status.RUNNING or live.wake_at is not None

@@ -1,0 +1,151 @@
+"""Lease statements of the SQL store: who answers for an execution, and until when."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from flowrt.status import Status
+from flowrt.storage.base import ExecutionRecord
+from flowrt.storage.rows import execution_record
+from flowrt.storage.schema import executions
+
+
+class LeaseStatements:
+    """The `Store` lease methods on a SQLAlchemy engine; `SqlStore` inherits them."""
+
+    engine: sa.Engine
+
+    def claim(
+        self,
+        execution_id: str,
+        version: int,
+        worker: str,
+        now: datetime,
+        lease_until: datetime,
+        head_id: str | None = None,
+    ) -> ExecutionRecord | None:
+        c = executions.c
+        statement = (
+            executions.update()
+            .where(c.id == execution_id, c.version == version)
+            .where(c.head_id == head_id if head_id is not None else sa.true())
+            .where(c.status.in_((Status.RUNNING.value, Status.WAITING.value)))
+            .where(sa.or_(c.worker.is_(None), c.worker == worker, _lease_over(now)))
+            .values(worker=worker, lease_until=lease_until)
+            .returning(*executions.c)
+        )
+        with self.engine.begin() as conn:
+            row = conn.execute(statement).first()
+        return execution_record(row) if row is not None else None
+
+    def renew_leases(
+        self, worker: str, execution_ids: Iterable[str], lease_until: datetime
+    ) -> set[str]:
+        wanted = list(execution_ids)
+        if not wanted:
+            return set()
+        statement = (
+            executions.update()
+            .where(executions.c.worker == worker, executions.c.id.in_(wanted))
+            .values(lease_until=lease_until)
+            .returning(executions.c.id)
+        )
+        with self.engine.begin() as conn:
+            return set(conn.scalars(statement))
+
+    def unload(self, execution_id: str, version: int, worker: str) -> bool:
+        c = executions.c
+        statement = (
+            executions.update()
+            .where(c.id == execution_id, c.version == version, c.worker == worker)
+            .values(worker=None, lease_until=None)
+        )
+        with self.engine.begin() as conn:
+            return conn.execute(statement).rowcount == 1
+
+    def release_worker(self, worker: str, now: datetime) -> int:
+        c = executions.c
+        with self.engine.begin() as conn:
+            waiting = conn.execute(
+                executions.update()
+                .where(c.worker == worker, c.status != Status.RUNNING.value)
+                .values(worker=None, lease_until=None)
+            )
+            running = conn.execute(
+                executions.update()
+                .where(c.worker == worker, c.status == Status.RUNNING.value)
+                .values(lease_until=now)
+            )
+        return waiting.rowcount + running.rowcount
+
+    def wake(
+        self, execution_id: str, now: datetime, lease_until: datetime
+    ) -> ExecutionRecord | None:
+        c = executions.c
+        statement = (
+            executions.update()
+            .where(c.id == execution_id, c.status == Status.WAITING.value, c.wake_at.is_(None))
+            .values(wake_at=now, lease_until=lease_until)
+            .returning(*executions.c)
+        )
+        with self.engine.begin() as conn:
+            row = conn.execute(statement).first()
+        return execution_record(row) if row is not None else None
+
+    def wake_parents(self, now: datetime) -> int:
+        child = executions.alias("child")
+        c = executions.c
+        ended_child = (
+            sa.select(child.c.id)
+            .where(child.c.parent_id == c.id, child.c.ended_at >= c.updated_at)
+            .exists()
+        )
+        statement = (
+            executions.update()
+            .where(c.status == Status.WAITING.value, c.wake_at.is_(None), ended_child)
+            .values(wake_at=now)
+        )
+        with self.engine.begin() as conn:
+            return conn.execute(statement).rowcount
+
+    def overdue(self, now: datetime, limit: int) -> list[ExecutionRecord]:
+        c = executions.c
+        query = (
+            sa.select(executions)
+            .where(_due(now), _lease_over(now))
+            .order_by(c.lease_until.is_not(None), c.lease_until)
+            .limit(limit)
+        )
+        with self.engine.begin() as conn:
+            return [execution_record(row) for row in conn.execute(query)]
+
+    def take_over(
+        self, execution_ids: Iterable[str], now: datetime, lease_until: datetime
+    ) -> list[ExecutionRecord]:
+        wanted = list(execution_ids)
+        if not wanted:
+            return []
+        c = executions.c
+        statement = (
+            executions.update()
+            .where(c.id.in_(wanted), _due(now), _lease_over(now))
+            .values(version=c.version + 1, worker=None, lease_until=lease_until)
+            .returning(*executions.c)
+        )
+        with self.engine.begin() as conn:
+            return [execution_record(row) for row in conn.execute(statement)]
+
+
+def _lease_over(now: datetime) -> Any:
+    lease = executions.c.lease_until
+    return sa.or_(lease.is_(None), lease < now)
+
+
+def _due(now: datetime) -> Any:
+    c = executions.c
+    waking = sa.and_(c.status == Status.WAITING.value, c.wake_at <= now)
+    return sa.or_(c.status == Status.RUNNING.value, waking)

@@ -1,0 +1,77 @@
+"""Rows to records and back: how each stored table maps onto its record class."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flowrt.status import Status
+from flowrt.storage.base import ExecutionRecord, NamedRecord, SavepointRecord
+
+
+def execution_record(row: Any) -> ExecutionRecord:
+    """The record of an `executions` row."""
+    return ExecutionRecord(
+        id=row.id,
+        flow_name=row.flow_name,
+        source=row.source,
+        status=Status(row.status),
+        version=row.version,
+        head_id=row.head_id,
+        inputs=row.inputs,
+        outputs=row.outputs,
+        message=row.message,
+        error=row.error,
+        error_line=row.error_line,
+        worker=row.worker,
+        wake_at=row.wake_at,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        ended_at=row.ended_at,
+        archived_at=row.archived_at,
+        lease_until=row.lease_until,
+        parent_id=row.parent_id,
+    )
+
+
+def savepoint_record(row: Any) -> SavepointRecord:
+    """The record of a `savepoints` row."""
+    return SavepointRecord(
+        id=row.id,
+        execution_id=row.execution_id,
+        seq=row.seq,
+        parent_id=row.parent_id,
+        call=row.call,
+        line=row.line,
+        name=row.name,
+        created_at=row.created_at,
+        digest=bytes(row.digest),
+        answer=bytes(row.answer) if row.answer is not None else None,
+        restored=row.restored,
+        variables=row.variables,
+        reads=bytes(row.reads) if row.reads is not None else None,
+    )
+
+
+def savepoint_row(record: SavepointRecord) -> dict[str, Any]:
+    """The `savepoints` row of a record."""
+    return {
+        "id": record.id,
+        "execution_id": record.execution_id,
+        "seq": record.seq,
+        "parent_id": record.parent_id,
+        "call": record.call,
+        "line": record.line,
+        "name": record.name,
+        "created_at": record.created_at,
+        "digest": record.digest,
+        "answer": record.answer,
+        "restored": record.restored,
+        "variables": record.variables,
+        "reads": record.reads,
+    }
+
+
+def named_record(row: Any) -> NamedRecord:
+    """The record of a `named` row."""
+    value = bytes(row.content) if row.content is not None else row.value
+    return NamedRecord(row.kind, row.name, value, row.updated_at)
