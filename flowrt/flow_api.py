@@ -11,10 +11,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from flowrt.errors import DependencyFailedError, FlowApiError
+
 if TYPE_CHECKING:
     from flowrt.live import LiveExecution
 
 __all__ = [
+    # what a flow may catch
+    "DependencyFailedError",
+    "FlowApiError",
+    # the objects a flow is handed
     "ChildExecution",
     "ConnectorResult",
     "Execution",

@@ -180,15 +180,11 @@ class WorkerProcesses:
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self, name: str | None = None, concurrency: int = 4) -> subprocess.Popen[bytes]:
+        """Start `celery -A tasks worker -n NAME@%h`; its node name is `self.node(NAME)`."""
         name = name or f"w{len(self.procs) + 1}-{uuid.uuid4().hex[:6]}"
-        log = open(self.tmp_path / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen(
+        proc = self._spawn(
+            name,
             [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "tasks",
                 "worker",
                 "-n",
                 f"{name}@%h",
@@ -200,17 +196,42 @@ class WorkerProcesses:
                 "--without-mingle",
                 "--without-heartbeat",
             ],
+        )
+        wait_until(lambda: b"ready" in self.log(name), 60, f"worker {name} to be ready")
+        proc.node = self.node(name)  # type: ignore[attr-defined]
+        return proc
+
+    def start_beat(self) -> subprocess.Popen[bytes]:
+        """Start `celery -A tasks beat`, which sends the reaper every reap interval."""
+        schedule = self.tmp_path / "beat-schedule"
+        proc = self._spawn("beat", ["beat", "-s", str(schedule), "--loglevel", "INFO"])
+        wait_until(lambda: b"beat: Starting" in self.log("beat"), 60, "beat to start")
+        return proc
+
+    def kill(self, proc: subprocess.Popen[bytes]) -> None:
+        """SIGKILL `proc` (no cleanup runs) and reap it."""
+        proc.kill()
+        proc.wait()
+
+    @staticmethod
+    def node(name: str) -> str:
+        """The node name of the worker started as `name` (its direct queue's name)."""
+        return f"{name}@{socket.gethostname()}"
+
+    def log(self, name: str) -> bytes:
+        """What the process started as `name` printed so far."""
+        return (self.tmp_path / f"{name}.log").read_bytes()
+
+    def _spawn(self, name: str, arguments: list[str]) -> subprocess.Popen[bytes]:
+        log = open(self.tmp_path / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "tasks", *arguments],
             cwd=ROOT,
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
         self.procs.append(proc)
-        wait_until(
-            lambda: b"ready" in (self.tmp_path / f"{name}.log").read_bytes(),
-            60,
-            f"worker {name} to be ready",
-        )
         return proc
 
     def stop_all(self) -> None:
