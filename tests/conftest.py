@@ -20,6 +20,9 @@ import sqlalchemy as sa
 
 import flowrt
 from flowrt.client import Client
+from flowrt.dispatch import StepTicket
+from flowrt.runtime import Runtime
+from flowrt.storage import SqlStore, open_store
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOWS = Path(__file__).resolve().parent / "flows"
@@ -123,6 +126,25 @@ def write_flow(tmp_path: Path, source: str, name: str = "flow") -> str:
     return str(path)
 
 
+class Recorder:
+    """A dispatcher that keeps the step messages for the test to deliver by hand."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[StepTicket, str | None]] = []
+        self.etas: list[object] = []
+
+    def enqueue_step(self, ticket: StepTicket, *, worker: str | None = None, eta=None) -> None:
+        self.sent.append((ticket, worker))
+        self.etas.append(eta)
+
+    def deliver(self, runtime: Runtime) -> StepTicket:
+        """Run the oldest message's step on `runtime`."""
+        ticket, _ = self.sent.pop(0)
+        self.etas.pop(0)
+        runtime.step(ticket.execution_id, ticket.version, ticket.head_id)
+        return ticket
+
+
 # --- PostgreSQL and Redis -----------------------------------------------------------------------
 
 
@@ -169,6 +191,18 @@ def redis_url() -> Iterator[str]:
     yield url
     connection.flushdb()
     connection.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
+    """A migrated, empty store on a SQLite file or on the PostgreSQL test database."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+    else:
+        url = request.getfixturevalue("pg_clean")
+    opened = open_store(url)
+    yield opened
+    opened.close()
 
 
 class WorkerProcesses:

@@ -6,9 +6,8 @@ import textwrap
 import threading
 
 import pytest
-from conftest import SECRET, wait_until
+from conftest import SECRET, Recorder, wait_until
 
-from flowrt.dispatch import StepTicket
 from flowrt.options import Options
 from flowrt.runtime import Runtime
 from flowrt.status import Status
@@ -24,21 +23,6 @@ FLOW = textwrap.dedent("""
         this.save(output_value={'sum': first['n'] + second['n'], 'restored': point.restored})
         this.success('ok')
 """)
-
-
-class Recorder:
-    """A dispatcher that keeps the step messages for the test to deliver."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[StepTicket, str | None]] = []
-
-    def enqueue_step(self, ticket: StepTicket, *, worker: str | None = None, eta=None) -> None:
-        self.sent.append((ticket, worker))
-
-    def deliver(self, runtime: Runtime) -> StepTicket:
-        ticket, _ = self.sent.pop(0)
-        runtime.step(ticket.execution_id, ticket.version, ticket.head_id)
-        return ticket
 
 
 class HookedStore(SqlStore):

@@ -37,18 +37,6 @@ from flowrt.storage import (
 FLOWRT = Path(sys.executable).parent / "flowrt"  # the console script of this virtualenv
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
-    """A migrated, empty store on a SQLite file or on the PostgreSQL test database."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-    else:
-        url = request.getfixturevalue("pg_clean")
-    opened = open_store(url)
-    yield opened
-    opened.close()
-
-
 # --- helpers --------------------------------------------------------------------------------
 
 

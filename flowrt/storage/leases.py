@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from flowrt.status import Status
 from flowrt.storage.base import ExecutionRecord
-from flowrt.storage.rows import execution_record
+from flowrt.storage.rows import execution_record, is_uuid
 from flowrt.storage.schema import executions
 
 
@@ -45,7 +45,7 @@ class LeaseStatements:
     def renew_leases(
         self, worker: str, execution_ids: Iterable[str], lease_until: datetime
     ) -> set[str]:
-        wanted = list(execution_ids)
+        wanted = [i for i in execution_ids if is_uuid(i)]
         if not wanted:
             return set()
         statement = (

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from flowrt.status import Status
 from flowrt.storage.base import ExecutionRecord, NamedRecord, SavepointRecord
+
+
+def is_uuid(text: str) -> bool:
+    """True if `text` can be an id of ours (ids are UUIDs; anything else matches no row)."""
+    try:
+        uuid.UUID(str(text))
+    except ValueError:
+        return False
+    return True
 
 
 def execution_record(row: Any) -> ExecutionRecord:

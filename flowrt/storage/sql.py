@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +29,13 @@ from flowrt.storage.base import (
     Store,
 )
 from flowrt.storage.leases import LeaseStatements
-from flowrt.storage.rows import execution_record, named_record, savepoint_record, savepoint_row
+from flowrt.storage.rows import (
+    execution_record,
+    is_uuid,
+    named_record,
+    savepoint_record,
+    savepoint_row,
+)
 from flowrt.storage.schema import executions, logs, named, savepoints
 
 
@@ -77,14 +82,6 @@ def create_engine(url: str, pre_ping: bool = True) -> sa.Engine:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _is_uuid(text: str) -> bool:
-    try:
-        uuid.UUID(str(text))
-    except ValueError:
-        return False
-    return True
 
 
 class SqlStore(LeaseStatements, Store):
@@ -138,7 +135,7 @@ class SqlStore(LeaseStatements, Store):
             return self._get_execution(conn, execution_id)
 
     def list_children(self, parent_id: str) -> list[ExecutionRecord]:
-        if not _is_uuid(parent_id):
+        if not is_uuid(parent_id):
             return []
         query = (
             sa.select(executions)
@@ -149,7 +146,7 @@ class SqlStore(LeaseStatements, Store):
             return [execution_record(row) for row in conn.execute(query)]
 
     def get_executions(self, execution_ids: Iterable[str]) -> list[ExecutionRecord]:
-        wanted = [i for i in execution_ids if _is_uuid(i)]
+        wanted = [i for i in execution_ids if is_uuid(i)]
         if not wanted:
             return []
         with self.engine.begin() as conn:
@@ -317,7 +314,7 @@ class SqlStore(LeaseStatements, Store):
         return savepoint_record(row) if row is not None else None
 
     def list_savepoints(self, execution_id: str) -> list[SavepointRecord]:
-        if not _is_uuid(execution_id):
+        if not is_uuid(execution_id):
             return []
         query = (
             sa.select(savepoints)
@@ -328,7 +325,7 @@ class SqlStore(LeaseStatements, Store):
             return [savepoint_record(row) for row in conn.execute(query)]
 
     def list_logs(self, execution_id: str) -> list[LogRecord]:
-        if not _is_uuid(execution_id):
+        if not is_uuid(execution_id):
             return []
         query = sa.select(logs).where(logs.c.execution_id == execution_id).order_by(logs.c.id)
         with self.engine.begin() as conn:
@@ -404,7 +401,7 @@ class SqlStore(LeaseStatements, Store):
     def _get_execution(
         self, conn: sa.Connection, execution_id: str, lock: bool = False
     ) -> ExecutionRecord:
-        if not _is_uuid(execution_id):
+        if not is_uuid(execution_id):
             raise ExecutionNotFoundError(execution_id)
         query = sa.select(executions).where(executions.c.id == execution_id)
         row = conn.execute(query.with_for_update() if lock else query).first()
@@ -413,7 +410,7 @@ class SqlStore(LeaseStatements, Store):
         return execution_record(row)
 
     def _get_savepoint(self, conn: sa.Connection, savepoint_id: str) -> SavepointRecord | None:
-        if not _is_uuid(savepoint_id):
+        if not is_uuid(savepoint_id):
             return None
         row = conn.execute(sa.select(savepoints).where(savepoints.c.id == savepoint_id)).first()
         return savepoint_record(row) if row is not None else None

@@ -1,0 +1,310 @@
+"""Leases, the reaper and routing, driven by hand: two runtimes share one store, as two workers.
+
+Each test delivers step messages itself (`Recorder`), so it can lose one, deliver one twice,
+or hand it to the other worker, and then run the reaper or a heartbeat where it wants.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from conftest import SECRET, Recorder, wait_until
+
+from flowrt import leases
+from flowrt.options import Options
+from flowrt.runtime import Runtime
+from flowrt.status import Status
+from flowrt.storage import SqlStore
+from flowrt.storage.schema import executions
+
+LEASE_S = 0.3
+
+STEPS = textwrap.dedent("""
+    import flow_api
+
+    def handler(system, this):
+        total = 0
+        for i in range(4):
+            total += this.get('input_value')['n']
+        this.save(output_value={'total': total})
+""")
+
+SLEEPER = textwrap.dedent("""
+    import flow_api
+
+    def handler(system, this):
+        this.log('before')
+        this.sleep(this.get('input_value')['seconds'])
+        this.save(output_value={'woke': True})
+""")
+
+CHILD = textwrap.dedent("""
+    import flow_api
+
+    def handler(system, this):
+        this.save(output_value={'child': this.get('input_value')['k']})
+""")
+
+
+class Workers:
+    """Two runtimes on one store, each with its own recorded messages."""
+
+    def __init__(self, store: SqlStore, **options: object) -> None:
+        self.store = store
+        self.recorder = Recorder()
+        opts = Options(secret=SECRET.encode(), lease_s=LEASE_S, sleep_max_s=0.5, **options)
+        self.w1 = Runtime(store, opts, self.recorder, worker="w1@test")
+        self.w2 = Runtime(store, opts, self.recorder, worker="w2@test")
+
+    def run(self, runtime: Runtime, limit: int = 100) -> None:
+        """Deliver every message on `runtime` until none is left."""
+        for _ in range(limit):
+            if not self.recorder.sent:
+                return
+            self.recorder.deliver(runtime)
+        raise AssertionError("the execution kept sending steps")
+
+    def run_routed(self, shared: Runtime, limit: int = 200) -> None:
+        """Deliver every message to the worker it names, those for the shared queue to `shared`."""
+        named = {self.w1.worker: self.w1, self.w2.worker: self.w2}
+        for _ in range(limit):
+            if not self.recorder.sent:
+                return
+            _, worker = self.recorder.sent[0]
+            self.recorder.deliver(named.get(worker, shared))
+        raise AssertionError("the executions kept sending steps")
+
+    def close(self) -> None:
+        self.w1.close()
+        self.w2.close()
+
+
+@pytest.fixture
+def workers(store: SqlStore):
+    pair = Workers(store)
+    yield pair
+    pair.close()
+
+
+def _expire(store: SqlStore, execution_id: str, **values: object) -> None:
+    """Move an execution's lease (and any other column) as if time had passed."""
+    past = datetime.now(UTC) - timedelta(seconds=60)
+    values = {"lease_until": past, **values}
+    with store.engine.begin() as conn:
+        conn.execute(executions.update().where(executions.c.id == execution_id).values(values))
+
+
+def _seqs(store: SqlStore, execution_id: str) -> list[int]:
+    return [sp.seq for sp in store.list_savepoints(execution_id)]
+
+
+def test_a_step_lost_after_its_commit_is_sent_again_by_the_reaper_once_the_lease_expires(workers):
+    record = workers.w1.start("steps", STEPS, {"n": 3})
+    workers.recorder.deliver(workers.w1)
+    workers.recorder.deliver(workers.w1)
+    workers.recorder.sent.clear()  # the worker died after its commit: the next step is lost
+    workers.recorder.etas.clear()
+    before = workers.store.get_execution(record.id)
+    assert before.worker == "w1@test" and before.lease_until is not None
+
+    assert leases.reap(workers.w2).resent == 0  # the lease still holds: nobody steps in
+    wait_until(lambda: leases.reap(workers.w2).resent == 1, 5, "the reaper to resend the step")
+    ((ticket, worker),) = workers.recorder.sent
+    assert worker is None and ticket.version == before.version + 1  # shared queue, new version
+    workers.run(workers.w2)
+
+    final = workers.store.get_execution(record.id)
+    assert final.status is Status.ENDED_SUCCESS and final.outputs == {"total": 12}
+    assert _seqs(workers.store, record.id) == [1, 2, 3, 4, 5]
+
+
+def test_a_worker_whose_lease_lapsed_performs_nothing_once_the_reaper_moved_the_execution(
+    workers,
+):
+    record = workers.w1.start("steps", STEPS, {"n": 1})
+    workers.recorder.deliver(workers.w1)
+    ((zombie, _),) = workers.recorder.sent  # w1 stalls with its next step in its own queue
+    workers.recorder.sent.clear()
+    workers.recorder.etas.clear()
+    # Time passes with no heartbeat: the lease runs out, in the database and for w1.
+    wait_until(lambda: leases.reap(workers.w2).resent == 1, 5, "the reaper to take it over")
+
+    workers.w1.step(zombie.execution_id, zombie.version, zombie.head_id)  # w1 wakes up
+    assert workers.w1.stats["claims_refused"] == 1
+    assert _seqs(workers.store, record.id) == [1]  # it stored nothing
+    workers.run(workers.w2)
+    assert workers.store.get_execution(record.id).outputs == {"total": 4}
+
+
+def test_a_duplicate_step_is_refused_by_a_worker_while_another_holds_the_lease(workers):
+    record = workers.w1.start("steps", STEPS, {"n": 1})
+    ((first, _),) = workers.recorder.sent
+    workers.recorder.deliver(workers.w1)
+    # The same start message again, as a broker might redeliver it, lands on w2.
+    workers.w2.step(first.execution_id, first.version, first.head_id)
+    assert workers.w2.stats["claims_refused"] == 1
+    assert _seqs(workers.store, record.id) == [1]
+    workers.run(workers.w1)
+    assert workers.store.get_execution(record.id).status is Status.ENDED_SUCCESS
+
+
+def test_the_reaper_leaves_queued_steps_alone_while_the_queue_may_still_hold_them(workers):
+    started = [workers.w1.start("steps", STEPS, {"n": 1}) for _ in range(3)]
+    for record in started:
+        _expire(workers.store, record.id)  # their start messages waited past their lease
+    workers.recorder.sent.clear()
+    workers.recorder.etas.clear()
+    assert leases.reap(workers.w1, backlog=3).resent == 0  # three messages queued: all there
+    report = leases.reap(workers.w1, backlog=1)  # one queued: two of them were lost
+    assert report.overdue == 3 and report.resent == 2
+    assert leases.reap(workers.w1, backlog=1).resent == 0  # resent ones hold fresh leases
+    assert leases.reap(workers.w1, backlog=0).resent == 1  # the queue drained: it was lost too
+
+
+def test_the_next_step_goes_to_the_holding_worker_until_it_has_too_many_queued(store):
+    pair = Workers(store, sticky_max=2)
+    try:
+        records = [pair.w1.start("steps", STEPS, {"n": 1}) for _ in range(3)]
+        for _ in records:
+            pair.recorder.deliver(pair.w1)  # each start parks at its first call
+        routes = [worker for _, worker in pair.recorder.sent]
+        assert routes == ["w1@test", "w1@test", None]  # the third overflows to the shared queue
+        overflow = store.get_execution(records[2].id)
+        assert overflow.worker is None and overflow.lease_until is not None
+        pair.run_routed(pair.w2)  # the least busy worker takes the shared one: it replays
+        assert all(store.get_execution(r.id).outputs == {"total": 4} for r in records)
+        assert pair.w2.stats["loads"] >= 1
+    finally:
+        pair.close()
+
+
+def test_a_long_sleep_is_unloaded_with_no_delayed_message_and_woken_by_the_reaper(workers):
+    record = workers.w1.start("sleeper", SLEEPER, {"seconds": 3600})
+    workers.run(workers.w1)  # log, get, then the sleep: nothing is left to deliver
+    waiting = workers.store.get_execution(record.id)
+    assert waiting.status is Status.WAITING and waiting.worker is None
+    assert waiting.wake_at > datetime.now(UTC) + timedelta(seconds=3500)
+    assert workers.recorder.sent == [] and workers.w1.live.parked() == []
+    assert leases.reap(workers.w2).resent == 0  # not due yet
+
+    _expire(workers.store, record.id, wake_at=datetime.now(UTC) - timedelta(seconds=1))
+    assert leases.reap(workers.w2).resent == 1  # an hour later, as far as the row knows
+    workers.run(workers.w2)
+    final = workers.store.get_execution(record.id)
+    assert final.status is Status.ENDED_SUCCESS and final.outputs == {"woke": True}
+
+
+def test_a_short_sleep_stays_loaded_and_sends_its_step_to_its_worker_for_when_it_ends(workers):
+    record = workers.w1.start("sleeper", SLEEPER, {"seconds": 0.2})
+    for _ in range(4):  # start, log, get, sleep
+        workers.recorder.deliver(workers.w1)
+    ((ticket, worker),) = workers.recorder.sent
+    assert worker == "w1@test" and workers.recorder.etas[0] is not None
+    waiting = workers.store.get_execution(record.id)
+    assert waiting.status is Status.WAITING and waiting.worker == "w1@test"
+    loads = workers.w1.stats["loads"]
+    wait_until(lambda: datetime.now(UTC) >= waiting.wake_at, 5, "the sleep to end")
+    workers.run(workers.w1)
+    assert workers.w1.stats["loads"] == loads  # woke from memory, no replay
+    assert workers.store.get_execution(record.id).outputs == {"woke": True}
+
+
+def test_the_heartbeat_renews_held_leases_and_unloads_a_parent_idle_past_sleep_max(workers):
+    workers.store.put_named("flow", "child", {"source": CHILD})
+    parent = textwrap.dedent("""
+        import flow_api
+
+        def handler(system, this):
+            child = this.flow('child', inputs={'k': 7})
+            this.save(output_value=child.get('output_value'))
+    """)
+    record = workers.w1.start("parent", parent, {})
+    workers.recorder.deliver(workers.w1)  # the parent parks at this.flow
+    workers.recorder.deliver(workers.w1)  # this.flow starts the child and waits for it
+    ((child_ticket, _),) = workers.recorder.sent
+    workers.recorder.sent.clear()
+    workers.recorder.etas.clear()
+    waiting = workers.store.get_execution(record.id)
+    assert waiting.status is Status.WAITING and waiting.worker == "w1@test"
+
+    wait_until(lambda: (leases.heartbeat(workers.w1), not workers.w1.live.parked())[1], 5)
+    assert workers.store.get_execution(record.id).worker is None  # unloaded after sleep_max
+
+    workers.w2.step(child_ticket.execution_id, child_ticket.version, child_ticket.head_id)
+    workers.run(workers.w2)  # the child ends, wakes its parent on the shared queue
+    final = workers.store.get_execution(record.id)
+    assert final.status is Status.ENDED_SUCCESS and final.outputs == {"child": 7}
+
+
+def test_a_heartbeat_renews_the_lease_of_what_the_worker_holds(workers):
+    record = workers.w1.start("steps", STEPS, {"n": 1})
+    workers.recorder.deliver(workers.w1)
+    first = workers.store.get_execution(record.id).lease_until
+    wait_until(lambda: datetime.now(UTC) > first, 5, "the first lease to pass")
+    leases.heartbeat(workers.w1)
+    assert workers.store.get_execution(record.id).lease_until > first
+    assert leases.reap(workers.w2).resent == 0
+
+
+def test_a_stopping_worker_hands_its_executions_to_the_reaper_at_once(workers):
+    running = workers.w1.start("steps", STEPS, {"n": 1})
+    workers.recorder.deliver(workers.w1)
+    workers.recorder.sent.clear()  # its next step waits in w1's own queue, lost with w1
+    workers.recorder.etas.clear()
+    sleeping = workers.w1.start("sleeper", SLEEPER, {"seconds": 0.3})
+    for _ in range(4):  # start, log, get, sleep
+        workers.recorder.deliver(workers.w1)
+    workers.recorder.sent.clear()
+    workers.recorder.etas.clear()
+    leases.release(workers.w1)
+    assert workers.w1.live.parked() == []
+    assert workers.store.get_execution(sleeping.id).worker is None
+    assert leases.reap(workers.w2).resent == 1  # the running one, without waiting its lease
+    workers.run(workers.w2)
+    wait_until(lambda: leases.reap(workers.w2).resent == 1, 5, "the sleep to fall due")
+    workers.run(workers.w2)
+    for record in (running, sleeping):
+        assert workers.store.get_execution(record.id).status is Status.ENDED_SUCCESS
+
+
+def test_pausing_an_execution_unloads_it_from_the_worker_at_its_next_heartbeat(workers):
+    record = workers.w1.start("steps", STEPS, {"n": 1})
+    workers.recorder.deliver(workers.w1)
+    assert [live.execution_id for live in workers.w1.live.parked()] == [record.id]
+    workers.w1.pause(record.id)
+    leases.heartbeat(workers.w1)
+    assert workers.w1.live.parked() == []
+    workers.run(workers.w1)  # the step already sent finds a newer version: nothing happens
+    assert _seqs(workers.store, record.id) == [1]
+    assert workers.store.get_execution(record.id).status is Status.PAUSED
+
+
+def test_a_claim_is_refused_for_a_moved_version_and_while_another_lease_holds(store):
+    record = store.create_execution("f", "s", {})
+    now = datetime.now(UTC)
+    later = now + timedelta(seconds=30)
+    assert store.claim(record.id, 1, "w1", now, later) is None  # wrong version
+    claimed = store.claim(record.id, 0, "w1", now, later)
+    assert claimed is not None and claimed.worker == "w1" and claimed.lease_until == later
+    assert store.claim(record.id, 0, "w2", now, later) is None  # w1's lease holds
+    assert store.claim(record.id, 0, "w2", later + timedelta(seconds=1), later) is not None
+    assert store.renew_leases("w1", [record.id], later) == set()  # w2 holds it now
+    assert store.renew_leases("w2", [record.id, "not-an-id-at-all"], later) == {record.id}
+
+
+def test_take_over_moves_only_executions_that_are_still_overdue(store):
+    due = store.create_execution("f", "s", {})
+    held = store.create_execution("f", "s", {})
+    now = datetime.now(UTC)
+    store.claim(held.id, 0, "w1", now, now + timedelta(seconds=30))
+    overdue = store.overdue(now + timedelta(seconds=1), 10)
+    assert [r.id for r in overdue] == [due.id]  # never leased: first in line
+    taken = store.take_over([due.id, held.id], now, now + timedelta(seconds=5))
+    assert [(r.id, r.version, r.worker) for r in taken] == [(due.id, 1, None)]
+    assert store.take_over([due.id], now, now) == []  # it holds a fresh lease now
+    with store.engine.begin() as conn:
+        versions = dict(conn.execute(sa.select(executions.c.id, executions.c.version)).all())
+    assert versions == {due.id: 1, held.id: 0}
