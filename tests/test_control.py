@@ -116,7 +116,11 @@ def test_cancelling_a_parent_cancels_the_children_it_waits_for(client, tmp_path)
 def test_cancelling_a_child_fails_the_parent_that_waits_for_its_success(client, tmp_path):
     client.register_flow("child", write_flow(tmp_path, CHILD, "child"))
     parent = client.start(write_flow(tmp_path, PARENT, "parent"))
-    wait_until(lambda: len(parent.children()) == 2, 30, "two children")
+    wait_until(
+        lambda: [c.status for c in parent.children()] == [Status.WAITING] * 2,
+        30,
+        "two sleeping children",
+    )
     first, second = parent.children()
     first.cancel()
     parent.wait(30)
