@@ -25,7 +25,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "task_default_queue": settings.queue,
-        "task_queues": [Queue(settings.queue), Queue(settings.reap_queue)],
+        "task_queues": [
+            Queue(settings.queue, routing_key=settings.queue),
+            Queue(settings.reap_queue, routing_key=settings.reap_queue),
+        ],
         # Beat sends the reaper every REAP_INTERVAL_SECONDS; a pass not begun within a few
         # intervals is dropped, so reaper messages never pile up while no worker runs.
         "beat_schedule": {

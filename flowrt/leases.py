@@ -46,7 +46,11 @@ def heartbeat(runtime: Runtime) -> None:
     """
     now, began, busy = _now(), time.monotonic(), runtime.live.busy()
     parked = [live for live in runtime.live.parked() if live.owned]
-    held = {live.execution_id for live in parked if _holds_lease(live)}
+    # A step for this worker that is late may be behind others in its own queue; while
+    # that queue delivers, it is on its way. When it stops (say, the broker restarted
+    # empty), late ones were lost: their leases run out and the reaper sends them again.
+    delivering = began - runtime.own_queue_stepped_at < runtime.options.lease_s
+    held = {live.execution_id for live in parked if _holds_lease(live, began, delivering)}
     kept = runtime.store.renew_leases(runtime.holder, held | busy, runtime.lease_until(now))
     idle_before = time.monotonic() - runtime.options.sleep_max_s
     for live in parked:
@@ -54,7 +58,7 @@ def heartbeat(runtime: Runtime) -> None:
             live.lease_deadline = began + runtime.options.lease_s
         elif live.execution_id in held:
             runtime.live.forget(live)
-        elif not _holds_lease(live) and live.idle_since < idle_before:
+        elif not _waits_for_step(live) and live.idle_since < idle_before:
             if runtime.live.forget(live):
                 runtime.store.unload(live.execution_id, live.version, runtime.holder)
 
@@ -88,7 +92,12 @@ def reap(runtime: Runtime, backlog: int = 0, limit: int = 1000) -> ReapReport:
     return ReapReport(parents, len(overdue), len(taken))
 
 
-def _holds_lease(live: LiveExecution) -> bool:
-    # A parked execution holds its lease while a step for it is coming: its next call, or
-    # the end of a short sleep. One waiting for children is woken by them instead.
+def _waits_for_step(live: LiveExecution) -> bool:
+    # A parked execution waits for a step this worker sent itself: its next call, or the
+    # end of a short sleep. One waiting for children is woken by them instead.
     return live.status is Status.RUNNING or live.wake_at is not None
+
+
+def _holds_lease(live: LiveExecution, now: float, delivering: bool) -> bool:
+    # Renewed only while that step may still come: a lost one must not be covered forever.
+    return _waits_for_step(live) and (now < live.step_expected_by or delivering)

@@ -103,6 +103,9 @@ class LiveExecution:
         # execution whose next step went to the shared queue must claim it again first.
         self.owned = True
         self.lease_deadline = 0.0  # time.monotonic() until which its stored lease holds
+        # time.monotonic() by which the step this worker sent itself should have begun; a
+        # step still missing then was lost (say, with a broker restart): stop renewing.
+        self.step_expected_by = 0.0
         self.idle_since = 0.0  # time.monotonic() when it was parked waiting
         self.parent_id: str | None = None
         self._journal = journal

@@ -65,6 +65,8 @@ class Runtime:
         self._scripts: dict[tuple[str, str], FlowScript] = {}
         # Executions whose next step this worker sent to its own queue and has not begun.
         self._queued_here: set[str] = set()
+        # When a step from this worker's own queue last began: that queue still delivers.
+        self.own_queue_stepped_at = 0.0
         self.stats = {"steps": 0, "loads": 0, "replayed_calls": 0, "claims_refused": 0}
 
     @property
@@ -190,7 +192,9 @@ class Runtime:
 
     def step(self, execution_id: str, version: int, head_id: str | None = None) -> None:
         """Advance the execution by one Flow-API call if it is still at `version` and `head_id`."""
-        self._queued_here.discard(execution_id)
+        if execution_id in self._queued_here:
+            self._queued_here.discard(execution_id)
+            self.own_queue_stepped_at = time.monotonic()
         live, claimed = self.live.take(execution_id, version)
         if not claimed:
             return
@@ -352,6 +356,7 @@ class Runtime:
             return
         stored, began = False, time.monotonic()
         commit = replace(commit, changes={**commit.changes, "lease_until": self.lease_until()})
+        live.step_expected_by = began + self.options.lease_s
         try:
             self._queued_here.add(live.execution_id)
             self.dispatcher.enqueue_step(self._ticket(live), worker=self.worker)
@@ -414,6 +419,8 @@ class Runtime:
         if not self.live.put(live):
             self.store.unload(live.execution_id, live.version, self.holder)
         if until is not None:
+            due_in_s = max((until - _now()).total_seconds(), 0.0)
+            live.step_expected_by = time.monotonic() + due_in_s + self.options.lease_s
             self.dispatcher.enqueue_step(self._ticket(live), worker=self.worker, eta=until)
         elif any(child.status.ended for child in self.store.get_executions(wait.children)):
             self._wake(live.execution_id)  # a child ended while this wait was being stored

@@ -12,6 +12,7 @@ from typing import Any
 
 from celery import Celery, Task, signals
 from celery.utils.nodenames import worker_direct
+from kombu.exceptions import ChannelError
 from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.exc import DBAPIError
 
@@ -21,6 +22,7 @@ from flowrt.dispatch import StepTicket
 from flowrt.options import Options
 from flowrt.runtime import Runtime
 from flowrt.storage import open_store
+from tasks.reconnect import keep_transport_client_on_close
 
 log = logging.getLogger("flowrt.tasks")
 
@@ -55,6 +57,7 @@ class CeleryDispatcher:
 
 def create_app(settings: Settings) -> Celery:
     """A Celery app for `settings` with flowrt's step task registered."""
+    keep_transport_client_on_close()
     app = Celery("flowrt", set_as_current=False)
     app.conf.update(celery_config(settings))
     app.flowrt_settings = settings  # type: ignore[attr-defined]
@@ -136,6 +139,8 @@ def shared_backlog(app: Celery) -> int:
         with app.connection_or_acquire() as connection:
             declared = connection.default_channel.queue_declare(queue=queue, passive=True)
             return int(declared.message_count)
+    except ChannelError:  # Redis keeps no empty list: "no queue" means an empty one
+        return 0
     except Exception as error:  # the reaper still runs, assuming nothing is queued
         log.warning("cannot read the length of queue %s: %s", queue, error)
         return 0

@@ -213,23 +213,19 @@ class WorkerProcesses:
         self.tmp_path = tmp_path
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def start(self, name: str | None = None, concurrency: int = 4) -> subprocess.Popen[bytes]:
-        """Start `celery -A tasks worker -n NAME@%h`; its node name is `self.node(NAME)`."""
+    def start(
+        self, name: str | None = None, concurrency: int = 4, *, events: bool = False
+    ) -> subprocess.Popen[bytes]:
+        """Start `celery -A tasks worker -n NAME@%h`; its node name is `self.node(NAME)`.
+
+        Without `events` it runs without gossip, mingle and heartbeat (quicker to start),
+        which also leaves it no event dispatcher for Flower to switch on.
+        """
         name = name or f"w{len(self.procs) + 1}-{uuid.uuid4().hex[:6]}"
+        quiet = [] if events else ["--without-gossip", "--without-mingle", "--without-heartbeat"]
         proc = self._spawn(
             name,
-            [
-                "worker",
-                "-n",
-                f"{name}@%h",
-                "-c",
-                str(concurrency),
-                "--loglevel",
-                "INFO",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
+            ["worker", "-n", f"{name}@%h", "-c", str(concurrency), "--loglevel", "INFO", *quiet],
         )
         wait_until(lambda: b"ready" in self.log(name), 60, f"worker {name} to be ready")
         proc.node = self.node(name)  # type: ignore[attr-defined]
