@@ -84,10 +84,12 @@ class Service:
                     service.most_at_once[execution] = max(
                         service.most_at_once[execution], service.in_flight[execution]
                     )
-                time.sleep(random.uniform(0.01, 0.05))  # a call takes a moment: kills hit it
+                query = parse_qs(urlparse(self.path).query)
+                # A call takes a moment, so that kills hit calls in flight; "slow" ones longer.
+                time.sleep(float(query.get("slow", [random.uniform(0.01, 0.05)])[0]))
                 with service.lock:
                     service.in_flight[execution] -= 1
-                i = int(parse_qs(urlparse(self.path).query)["i"][0])
+                i = int(query["i"][0])
                 body = json.dumps({"value": 2 * i}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -212,6 +214,49 @@ def test_a_frozen_worker_loses_its_execution_to_another_and_stores_nothing_when_
         frozen.send_signal(signal.SIGCONT)  # the zombie wakes with stale steps in hand
     handle.wait(60)
     _check_ran_once_at_a_time([handle], service, n, workers.logs())
+
+
+SLOW = textwrap.dedent("""
+    import flow_api
+
+    def handler(system, this):
+        total = 0
+        for i in range(6):
+            answer = this.connect('svc', method='GET', path='/work', params={'i': i, 'slow': 0.4})
+            total += answer.get('output_value')['json']['value']
+        this.save(output_value={'total': total})
+""")
+
+
+def test_a_new_worker_takes_new_work_at_once_and_a_stopping_one_hands_its_work_over(
+    cluster, service, tmp_path
+):
+    client, workers = cluster
+    busy = workers.start(concurrency=2)
+    flow = write_flow(tmp_path, SLOW, "slow")
+    first = [client.start(flow) for _ in range(2)]
+    wait_until(lambda: len(_held_by(client, busy.node)) == 2, 30, "w1 to hold both")
+
+    added = workers.start(concurrency=2)  # joins while w1's two threads are busy calling
+    later = [client.start(flow) for _ in range(2)]
+    wait_until(
+        lambda: all(h.record().worker == added.node for h in later),
+        30,
+        "the new, least busy worker to take the new executions",
+    )
+
+    busy.terminate()  # SIGTERM: warm shutdown, the steps under way finish first
+    assert busy.wait(30) == 0
+    # It handed its executions to the reaper as it stopped: no lease of its still runs.
+    now = datetime.now(UTC)
+    for record in (h.record() for h in first):
+        assert record.status.ended or record.worker != busy.node or record.lease_until <= now
+    for handle in first + later:
+        handle.wait(60)
+        assert handle.status is Status.ENDED_SUCCESS and handle.outputs == {"total": 30}
+        assert service.most_at_once[handle.id] == 1
+    log = workers.log(busy.node.split("@")[0])
+    assert b"Warm shutdown" in log, log[-3000:]
 
 
 SLEEPER = textwrap.dedent("""
