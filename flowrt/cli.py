@@ -170,6 +170,8 @@ def show(execution_id: str, as_json: bool) -> None:
     if as_json:
         _echo_json(data)
         return
+    if data["worker"] is None:
+        data["worker"] = "none (not loaded in any worker)"
     for key, value in data.items():
         if key == "error" and value:
             click.echo("error    |\n" + "\n".join("  " + line for line in str(value).splitlines()))

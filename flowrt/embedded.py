@@ -7,7 +7,7 @@ import itertools
 import os
 import socket
 
-from celery import Celery
+from celery import Celery, signals
 from celery.contrib.testing.worker import start_worker
 from celery.utils.nodenames import worker_direct
 from celery.worker import state
@@ -23,7 +23,7 @@ class EmbeddedWorker:
         self.app = app
         self.hostname = f"flowrt-embedded-{os.getpid()}-{next(_numbers)}@{socket.gethostname()}"
         self._stack = contextlib.ExitStack()
-        self._stack.enter_context(
+        self._worker = self._stack.enter_context(
             start_worker(
                 app,
                 pool="threads",
@@ -43,3 +43,6 @@ class EmbeddedWorker:
         for _ in range(2):
             self.app.send_task(WAKE, queue=worker_direct(self.hostname).name)
         self._stack.close()
+        # A test worker stops without the signal a real one sends; its heartbeat and reaper
+        # threads stop on it, and the executions it held go back to the database.
+        signals.worker_shutdown.send(sender=self._worker)

@@ -94,7 +94,12 @@ def create_app(settings: Settings) -> Celery:
             return
         for ticker in getattr(app, "flowrt_tickers", []):
             ticker.stop()
-        leases.release(runtime_of(app, sender.hostname))
+        with app.flowrt_lock:  # type: ignore[attr-defined]
+            runtime = app.flowrt_runtimes.pop(sender.hostname, None)  # type: ignore[attr-defined]
+        if runtime is not None:
+            leases.release(runtime)
+            runtime.close()
+            runtime.store.close()
 
     signals.worker_init.connect(on_worker_init, weak=False)
     signals.worker_shutdown.connect(on_worker_shutdown, weak=False)

@@ -191,8 +191,10 @@ def test_show_prints_status_outputs_and_error_as_text_and_json(
     assert re.search(r"status\s+ENDED_SUCCESS", shown.stdout)
     assert '"greeting": "hello you"' in shown.stdout
     assert re.search(r"message\s+all done", shown.stdout)
+    assert re.search(r"worker\s+none \(not loaded in any worker\)", shown.stdout)
 
     data = json.loads(invoke("show", ok_id, "--json").stdout)
+    assert data["worker"] is None and data["lease_until"] is None
     assert data["id"] == ok_id
     assert data["status"] == "ENDED_SUCCESS"
     assert data["outputs"] == {"greeting": "hello you", "restored": 0}
