@@ -46,7 +46,8 @@ def wait_until(condition: Callable[[], object], timeout_s: float = 30.0, what: s
         time.sleep(0.02)
 
 
-def _reachable(port: int) -> bool:
+def reachable(port: int) -> bool:
+    """True when something accepts connections on 127.0.0.1:`port`."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1):
             return True
@@ -56,7 +57,7 @@ def _reachable(port: int) -> bool:
 
 def need_service(name: str, port: int) -> None:
     """Skip the test when the service is absent, or fail under CI."""
-    if _reachable(port):
+    if reachable(port):
         return
     message = f"{name} is not reachable on 127.0.0.1:{port}"
     if os.environ.get("CI"):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import WorkerProcesses, wait_until, write_flow
+from conftest import WorkerProcesses, reachable, wait_until, write_flow
 
 import flowrt
 from flowrt.status import Status
@@ -77,14 +77,6 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 def tail(path: Path, lines: int = 40) -> str:
     text = path.read_text(errors="replace") if path.exists() else ""
     return "\n".join(text.splitlines()[-lines:])
@@ -108,7 +100,7 @@ class PrivateRedis:
             stderr=subprocess.STDOUT,
         )
         log.close()
-        wait_until(lambda: accepts(self.port), 20, f"Redis on port {self.port}")
+        wait_until(lambda: reachable(self.port), 20, f"Redis on port {self.port}")
         assert not (self.folder / "dump.rdb").exists(), "Redis must come back empty"
 
     def stop(self) -> None:
