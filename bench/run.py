@@ -1,6 +1,7 @@
 """Measure DESIGN.md §6's figures on Redis and PostgreSQL against a bare Celery hop, in one run.
 
-Usage (from the repository root): `.venv/bin/python bench/run.py [--quick]`. See bench/README.md.
+Usage (from the repository root): `.venv/bin/python bench/run.py [--quick] [--only GROUPS]`.
+See bench/README.md.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,24 +24,15 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
-from bench.workers import Worker, wait_until  # noqa: E402
+from bench import memory, recovery, throughput  # noqa: E402
+from bench.executions import LOOP_FLOW, Bench  # noqa: E402
+from bench.report import Figure, ms, print_table, ratio_figure, spread_text  # noqa: E402
+from bench.workers import Worker  # noqa: E402
 
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 BENCH_DB = "flowrt_bench"
 REDIS_URL = "redis://127.0.0.1:6379/14"
 SECRET = "bench-secret-0123456789abcdef"
-
-LOOP_FLOW = """\
-import flow_api
-
-
-def handler(system, this, inputs):
-    for i in range(inputs["calls"]):
-        this.get("input_value")
-    if inputs.get("fail"):
-        this.error("loop done; ended in error so its savepoints can be restored")
-    return this.success("loop done")
-"""
 
 
 @dataclass(frozen=True)
@@ -54,12 +46,18 @@ class Sizes:
     fleet: int  # executions (and bare chains) run at once
     fleet_calls: int  # calls of each of those executions
     restores: int  # restores of the deep savepoint (the median is reported)
+    kills: int  # kill -9 of the worker holding an execution (the max is reported)
+    idle: int  # sleeping executions unloaded for the memory figure
+    crowd: int  # executions run at once for steps/s on 1 and 2 worker processes
+    crowd_calls: int  # calls of each of those executions
 
 
 # Runs of the single bare chain and of the short flow; the median one is reported.
 REPEATS = 3
-FULL = Sizes(3000, 100, 1000, 10_000, 50, 200, 3)
-QUICK = Sizes(300, 20, 100, 1000, 50, 20, 1)
+FULL = Sizes(3000, 100, 1000, 10_000, 50, 200, 3, 3, 10_000, 200, 50)
+QUICK = Sizes(300, 20, 100, 1000, 50, 20, 1, 1, 1000, 50, 20)
+# The figure groups `--only` picks from, in the order they run.
+GROUPS = ("calls", "throughput", "recovery", "memory")
 
 
 # --- services ---------------------------------------------------------------------------------
@@ -80,6 +78,15 @@ def create_database() -> str:
     migrate.upgrade(engine)
     engine.dispose()
     return url
+
+
+def clean_database(engine: sa.Engine) -> None:
+    """Empty flowrt's tables, so one figure group's rows do not weigh on the next."""
+    from flowrt.storage.schema import metadata
+
+    names = ", ".join(table.name for table in metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"TRUNCATE {names}")
 
 
 def drop_database() -> None:
@@ -126,169 +133,6 @@ def run_chains(count: int, hops: int, timeout_s: float) -> Chains:
 
 
 # --- flowrt -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Run:
-    """Executions of the loop flow: their ids and created/ended times (database clock)."""
-
-    ids: list[str]
-    calls: int
-    created: list[datetime]
-    ended: list[datetime]
-
-    @property
-    def wall_s(self) -> float:
-        return (max(self.ended) - min(self.created)).total_seconds()
-
-    def per_call_ms(self) -> float:
-        """Wall time over every call of every execution, in ms."""
-        return self.wall_s * 1000 / (len(self.ids) * self.calls)
-
-    def latency_ms(self) -> float:
-        """Each execution's own time per call, averaged over the executions, in ms."""
-        spans = [(e - c).total_seconds() for c, e in zip(self.created, self.ended, strict=True)]
-        return statistics.mean(spans) * 1000 / self.calls
-
-
-class Bench:
-    """flowrt measurements through the Python API, against a running `tasks` worker."""
-
-    def __init__(self, flow_path: str, engine: sa.Engine) -> None:
-        self.flow_path, self.engine = flow_path, engine
-
-    def run_flows(self, count: int, calls: int, timeout_s: float, fail: bool = False) -> Run:
-        """Start `count` loop flows of `calls` calls at once and wait for all to end."""
-        import flowrt
-
-        handles = [
-            flowrt.start(self.flow_path, {"calls": calls, "fail": fail}) for _ in range(count)
-        ]
-        ids = [h.id for h in handles]
-        rows = self.wait_ended(ids, timeout_s)
-        wanted = "ENDED_ERROR" if fail else "ENDED_SUCCESS"
-        bad = [row for row in rows if row.status != wanted]
-        if bad:
-            raise RuntimeError(f"{len(bad)} executions ended {bad[0].status}: {bad[0].message}")
-        # Each execution makes `calls` get() calls and one success()/error(); that is its steps.
-        return Run(ids, calls + 1, [r.created_at for r in rows], [r.ended_at for r in rows])
-
-    def wait_ended(self, ids: list[str], timeout_s: float) -> list[Any]:
-        from flowrt.storage.schema import executions as ex
-
-        query = sa.select(ex.c.id, ex.c.status, ex.c.message, ex.c.created_at, ex.c.ended_at)
-        query = query.where(ex.c.id.in_(ids))
-
-        def ended() -> list[Any] | None:
-            with self.engine.connect() as conn:
-                rows = list(conn.execute(query))
-            return rows if all(row.status.startswith("ENDED_") for row in rows) else None
-
-        return wait_until(ended, timeout_s, f"{len(ids)} executions to end")  # type: ignore[no-any-return]
-
-    def restore_deep(self, execution_id: str, seq: int, timeout_s: float) -> tuple[float, float]:
-        """Restore savepoint #`seq`; seconds until its next savepoint, and until the end."""
-        import flowrt
-        from flowrt.storage.schema import executions as ex
-        from flowrt.storage.schema import savepoints as sp
-
-        with self.engine.connect() as conn:
-            target = conn.execute(
-                sa.select(sp.c.id).where(sp.c.execution_id == execution_id, sp.c.seq == seq)
-            ).scalar_one()
-        handle = flowrt.get(execution_id)
-        began = datetime.now(UTC)
-        handle.restore(target, by="id")
-        next_savepoint = sa.select(sa.func.min(sp.c.created_at)).where(
-            sp.c.parent_id == target, sp.c.created_at > began
-        )
-
-        def moved_on() -> datetime | None:
-            with self.engine.connect() as conn:
-                return conn.execute(next_savepoint).scalar()  # type: ignore[no-any-return]
-
-        saved_at = wait_until(moved_on, timeout_s, "the restored execution's next savepoint", 0.005)
-        (row,) = self.wait_ended([execution_id], timeout_s)
-        if row.status != "ENDED_ERROR":
-            raise RuntimeError(f"the restored execution ended {row.status}: {row.message}")
-        with self.engine.connect() as conn:
-            ended_at = conn.execute(
-                sa.select(ex.c.ended_at).where(ex.c.id == execution_id)
-            ).scalar()
-        return (saved_at - began).total_seconds(), (ended_at - began).total_seconds()
-
-    def storage(self, execution_id: str) -> dict[str, float]:
-        """Bytes per savepoint row of `execution_id` and of the whole table, and the answers'."""
-        with self.engine.connect() as conn:
-            one = conn.execute(
-                sa.text(
-                    "SELECT count(*) AS n, avg(pg_column_size(s.*)) AS row_bytes,"
-                    " avg(coalesce(octet_length(s.answer), 0)) AS answer_bytes,"
-                    " avg(coalesce(pg_column_size(s.variables), 0)) AS variables_bytes"
-                    " FROM savepoints s WHERE s.execution_id = :e"
-                ),
-                {"e": execution_id},
-            ).one()
-            conn.exec_driver_sql("ANALYZE savepoints")
-            table = conn.exec_driver_sql(
-                "SELECT pg_total_relation_size('savepoints') AS total,"
-                " pg_indexes_size('savepoints') AS indexes,"
-                " (SELECT count(*) FROM savepoints) AS n,"
-                " (SELECT avg(coalesce(octet_length(answer), 0)) FROM savepoints) AS answer_bytes"
-            ).one()
-        return {
-            "rows": float(one.n),
-            "row_bytes": float(one.row_bytes),
-            "answer_bytes": float(one.answer_bytes),
-            "variables_bytes": float(one.variables_bytes),
-            "disk_bytes": table.total / table.n,
-            "index_bytes": table.indexes / table.n,
-            "table_answer_bytes": float(table.answer_bytes),
-        }
-
-
-# --- the report -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Figure:
-    """One printed line: what, measured value, ratio, target and whether it is met."""
-
-    name: str
-    value: str
-    ratio: str = ""
-    target: str = ""
-    met: bool | None = None
-
-
-def print_table(figures: list[Figure]) -> None:
-    header = Figure("figure", "measured", "ratio", "target (DESIGN.md §6)")
-    widths = [
-        max(len(getattr(f, k)) for f in [header, *figures]) for k in ("name", "value", "ratio")
-    ]
-    for figure in [header, *figures]:
-        verdict = {None: "", True: "met", False: "NOT MET"}[figure.met]
-        if figure is header:
-            verdict = "verdict"
-        print(
-            f"{figure.name:<{widths[0]}}  {figure.value:>{widths[1]}}  {figure.ratio:>{widths[2]}}"
-            f"  {figure.target:<26}  {verdict}"
-        )
-
-
-def ms(value: float) -> str:
-    return f"{value:.3f} ms"
-
-
-def spread_text(values_ms: list[float]) -> str:
-    return f"{min(values_ms):.3f}-{max(values_ms):.3f} ms"
-
-
-def ratio_figure(name: str, value_ms: float, base_ms: float, limit: float | None) -> Figure:
-    ratio = value_ms / base_ms
-    if limit is None:
-        return Figure(name, ms(value_ms), f"{ratio:.2f}x", "(information)")
-    return Figure(name, ms(value_ms), f"{ratio:.2f}x", f"<= {limit}x bare hop", ratio <= limit)
 
 
 # --- the run ----------------------------------------------------------------------------------
@@ -399,12 +243,60 @@ def report(
     ]  # fmt: skip
 
 
-def main() -> int:
+def run_calls(sizes: Sizes, env: dict[str, str], home: Path, engine: sa.Engine) -> list[Figure]:
+    """The baseline and the per-call, scaling, restore and storage figures."""
+    single, chains, spread = measure_bare(sizes, env, home)
+    got = measure_flowrt(sizes, env, home, engine)
+    return report(sizes, single, spread, chains, got)
+
+
+def run_throughput(
+    sizes: Sizes, env: dict[str, str], home: Path, engine: sa.Engine
+) -> list[Figure]:
+    """Steps per second on 1 and 2 worker processes."""
+    runs = throughput.measure(sizes.crowd, sizes.crowd_calls, env, home, engine)
+    return throughput.figures(runs, sizes.crowd_calls)
+
+
+def run_recovery(sizes: Sizes, env: dict[str, str], home: Path, engine: sa.Engine) -> list[Figure]:
+    """Seconds from kill -9 of a worker to the next savepoint on another."""
+    return recovery.figures(recovery.measure(sizes.kills, env, home, engine))
+
+
+def run_memory(sizes: Sizes, env: dict[str, str], home: Path, engine: sa.Engine) -> list[Figure]:
+    """A worker's memory, empty and with many sleeping executions unloaded."""
+    return memory.figures(memory.measure(sizes.idle, env, home, engine))
+
+
+RUNNERS: dict[str, Callable[[Sizes, dict[str, str], Path, sa.Engine], list[Figure]]] = {
+    "calls": run_calls,
+    "throughput": run_throughput,
+    "recovery": run_recovery,
+    "memory": run_memory,
+}
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
+    parser.add_argument(
+        "--only",
+        default=",".join(GROUPS),
+        help=f"comma-separated figure groups to run, of {','.join(GROUPS)} (default: all)",
+    )
     args = parser.parse_args()
+    args.groups = [g for g in GROUPS if g in args.only.split(",")]
+    unknown = set(args.only.split(",")) - set(GROUPS)
+    if unknown or not args.groups:
+        parser.error(f"--only takes groups of {','.join(GROUPS)}, not {args.only!r}")
+    return args
+
+
+def main() -> int:
+    args = parse_args()
     sizes = QUICK if args.quick else FULL
     began = time.monotonic()
+    figures: list[Figure] = []
     with tempfile.TemporaryDirectory(prefix="flowrt-bench-") as tmp:
         home = Path(tmp)
         env = {
@@ -420,8 +312,11 @@ def main() -> int:
         create_database()
         engine = sa.create_engine(f"{PG_SERVER}/{BENCH_DB}")
         try:
-            single, chains, spread = measure_bare(sizes, worker_env, home)
-            got = measure_flowrt(sizes, worker_env, home, engine)
+            for group in args.groups:
+                figures += RUNNERS[group](sizes, worker_env, home, engine)
+                # Killed workers leave messages behind; no group should find another's.
+                clean_database(engine)
+                broker.flushdb()
         finally:
             import flowrt
 
@@ -429,10 +324,9 @@ def main() -> int:
             engine.dispose()
             drop_database()
             broker.flushdb()
-    print(f"flowrt bench ({'quick' if args.quick else 'full'}): Redis {REDIS_URL}, "
-          f"PostgreSQL {PG_SERVER}/{BENCH_DB}, {os.cpu_count()} cores, "
+    print(f"flowrt bench ({'quick' if args.quick else 'full'}; {','.join(args.groups)}): "
+          f"Redis {REDIS_URL}, PostgreSQL {PG_SERVER}/{BENCH_DB}, {os.cpu_count()} cores, "
           f"worker pool threads x {worker_concurrency()}")  # fmt: skip
-    figures = report(sizes, single, spread, chains, got)
     print_table(figures)
     print(f"took {time.monotonic() - began:.0f} s")
     return 0 if all(f.met is not False for f in figures) else 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
@@ -26,34 +27,34 @@ def wait_until(
         time.sleep(interval_s)
 
 
-class Worker:
-    """A `celery worker` subprocess of app `app`, run from the repository root."""
+class CeleryProcess:
+    """A `celery` subprocess run from the repository root, logging to `log_path`."""
 
-    def __init__(self, app: str, node: str, env: dict[str, str], log_path: Path) -> None:
-        self.app, self.node, self.env, self.log_path = app, node, env, log_path
+    ready_text = ""  # what its log says once it is up
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env, self.log_path = env, log_path
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, pool: str, concurrency: int, timeout_s: float = 60.0) -> Worker:
-        command = [
-            sys.executable, "-m", "celery", "-A", self.app, "worker",
-            "-P", pool, "-c", str(concurrency), "-n", f"{self.node}@%h",
-            "--loglevel=INFO", "--without-mingle",
-        ]  # fmt: skip
+    def _spawn(self, arguments: list[str], timeout_s: float) -> None:
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
-                command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+                [sys.executable, "-m", "celery", *arguments],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
-        wait_until(self._ready, timeout_s, f"worker {self.app} to be ready ({self.log_path})")
-        return self
+        wait_until(self._ready, timeout_s, f"{arguments[2]} to be ready ({self.log_path})")
 
     def _ready(self) -> bool:
         assert self.proc is not None
         if self.proc.poll() is not None:
-            raise RuntimeError(f"worker {self.app} exited early:\n{self.tail()}")
-        return " ready." in self.log_path.read_text(errors="replace")
+            raise RuntimeError(f"{self.log_path.stem} exited early:\n{self.tail()}")
+        return self.ready_text in self.log_path.read_text(errors="replace")
 
     def tail(self, lines: int = 30) -> str:
-        """The end of the worker's log."""
+        """The end of its log."""
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
 
@@ -62,8 +63,14 @@ class Worker:
         assert self.proc is not None
         return self.proc.pid
 
+    def kill(self) -> None:
+        """SIGKILL it (nothing of its shutdown runs) and reap it."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+
     def stop(self, timeout_s: float = 20.0) -> None:
-        """Warm shutdown (SIGTERM); SIGKILL if it does not end within `timeout_s`."""
+        """SIGTERM (a worker's warm shutdown); SIGKILL if it does not end within `timeout_s`."""
         if self.proc is None or self.proc.poll() is not None:
             return
         self.proc.terminate()
@@ -72,3 +79,61 @@ class Worker:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout_s)
+
+
+class Worker(CeleryProcess):
+    """A `celery worker` subprocess of app `app`."""
+
+    ready_text = " ready."
+
+    def __init__(self, app: str, node: str, env: dict[str, str], log_path: Path) -> None:
+        super().__init__(env, log_path)
+        self.app, self.node = app, node
+
+    def start(self, pool: str, concurrency: int, timeout_s: float = 60.0) -> Worker:
+        self._spawn(
+            [
+                "-A", self.app, "worker", "-P", pool, "-c", str(concurrency),
+                "-n", f"{self.node}@%h", "--loglevel=INFO", "--without-mingle",
+            ],
+            timeout_s,
+        )  # fmt: skip
+        return self
+
+    @property
+    def node_name(self) -> str:
+        """Its Celery node name, as flowrt writes it into the executions it holds."""
+        return f"{self.node}@{socket.gethostname()}"
+
+    def rss_mb(self) -> float:
+        """Its resident set size now, in MB (the thread pool runs in this one process)."""
+        return _status_kb(self.pid, "VmRSS") / 1024
+
+    def peak_rss_mb(self) -> float:
+        """The highest resident set size it has had, in MB."""
+        return _status_kb(self.pid, "VmHWM") / 1024
+
+
+class Beat(CeleryProcess):
+    """A `celery -A tasks beat` subprocess: it sends flowrt's reaper every reap interval."""
+
+    ready_text = "beat: Starting"
+
+    def __init__(self, env: dict[str, str], home: Path) -> None:
+        super().__init__(env, home / "beat.log")
+        self.home = home
+
+    def start(self, timeout_s: float = 60.0) -> Beat:
+        self._spawn(
+            ["-A", "tasks", "beat", "-s", str(self.home / "beat-schedule"), "--loglevel=INFO"],
+            timeout_s,
+        )
+        return self
+
+
+def _status_kb(pid: int, field: str) -> int:
+    """A `kB` field of /proc/<pid>/status, such as VmRSS."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"/proc/{pid}/status has no {field}")

@@ -43,5 +43,6 @@ LEASE_SECONDS = 3.0
 REAP_INTERVAL_SECONDS = 1.0
 
 # Steps a worker queues for itself at once before it sends further ones to the shared queue,
-# for the least busy worker (FLOWRT_STICKY_MAX).
-STICKY_MAX = 32
+# for the least busy worker (FLOWRT_STICKY_MAX). A step that changes worker costs a claim
+# and a replay, so keep it near FLOWRT_LIVE_MAX unless workers' loads differ a lot.
+STICKY_MAX = 256

@@ -29,7 +29,7 @@ class Options:
     max_answer_bytes: int = 16 * 1024 * 1024
     live_max: int = 256
     lease_s: float = 3.0
-    sticky_max: int = 32
+    sticky_max: int = 256
 
     def __post_init__(self) -> None:
         if len(self.secret) < 16:

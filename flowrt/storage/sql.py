@@ -297,8 +297,12 @@ class SqlStore(LeaseStatements, Store):
             return self._get_savepoint(conn, savepoint_id)
 
     def get_timeline(self, head_id: str) -> list[SavepointRecord]:
+        # The execution's own rows only: without it the planner may scan every savepoint.
+        owner = sa.select(savepoints.c.execution_id).where(savepoints.c.id == head_id)
+        query = sa.select(savepoints).join(*self._chain(head_id))
+        query = query.where(savepoints.c.execution_id == owner.scalar_subquery())
         with self.engine.begin() as conn:
-            rows = conn.execute(sa.select(savepoints).join(*self._chain(head_id)))
+            rows = conn.execute(query)
             return sorted((savepoint_record(row) for row in rows), key=lambda s: s.seq)
 
     def find_named(self, head_id: str, name: str) -> SavepointRecord | None:
