@@ -441,7 +441,8 @@ class Runtime:
             self._wake(live.parent_id)
 
     def _restore(self, live: LiveExecution, restore: Restore) -> None:
-        changes = {"head_id": restore.target.id}
+        # Unloaded here: the step goes to the shared queue, and whoever takes it may claim it.
+        changes = {"head_id": restore.target.id, "worker": None, "lease_until": self.lease_until()}
         commit = StepCommit(live.execution_id, live.version, changes, restored=restore.target.id)
         if self._commit(live, commit):
             self.live.release(live.execution_id)

@@ -313,3 +313,23 @@ def test_take_over_moves_only_executions_that_are_still_overdue(store):
     with store.engine.begin() as conn:
         versions = dict(conn.execute(sa.select(executions.c.id, executions.c.version)).all())
     assert versions == {due.id: 1, held.id: 0}
+
+
+def test_a_restore_from_inside_leaves_the_execution_to_whichever_worker_takes_its_step(
+    workers,
+):
+    source = textwrap.dedent("""
+        import flow_api
+
+        def handler(system, this):
+            point = this.save_dump('p')
+            if point.restored == 0:
+                this.load_dump('p', by='name')
+            this.save(output_value={'restored': point.restored})
+    """)
+    record = workers.w1.start("again", source, {})
+    workers.recorder.deliver(workers.w1)  # parks at save_dump, its step for w1
+    workers.run_routed(shared=workers.w2)  # the restore's step goes to the shared queue
+    final = workers.store.get_execution(record.id)
+    assert final.status is Status.ENDED_SUCCESS and final.outputs == {"restored": 1}
+    assert workers.w2.stats["claims_refused"] == 0 and workers.w2.stats["loads"] == 1
