@@ -50,7 +50,13 @@ def heartbeat(runtime: Runtime) -> None:
     # that queue delivers, it is on its way. When it stops (say, the broker restarted
     # empty), late ones were lost: their leases run out and the reaper sends them again.
     delivering = began - runtime.own_queue_stepped_at < runtime.options.lease_s
-    held = {live.execution_id for live in parked if _holds_lease(live, began, delivering)}
+    # A step's commit renews its lease too: those with two thirds of it left can wait.
+    renew_by = began + 2 * runtime.options.lease_s / 3
+    held = {
+        live.execution_id
+        for live in parked
+        if _holds_lease(live, began, delivering) and live.lease_deadline < renew_by
+    }
     kept = runtime.store.renew_leases(runtime.holder, held | busy, runtime.lease_until(now))
     idle_before = time.monotonic() - runtime.options.sleep_max_s
     for live in parked:
@@ -58,7 +64,9 @@ def heartbeat(runtime: Runtime) -> None:
             live.lease_deadline = began + runtime.options.lease_s
         elif live.execution_id in held:
             runtime.live.forget(live)
-        elif not _waits_for_step(live) and live.idle_since < idle_before:
+        elif _waits_for_step(live):
+            continue
+        elif live.idle_since < idle_before:
             if runtime.live.forget(live):
                 runtime.store.unload(live.execution_id, live.version, runtime.holder)
 
