@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import wait_until, write_flow
+from conftest import ROOT, wait_until, write_flow
 
 from flowrt.cli import cli, main
 from flowrt.status import Status
@@ -68,13 +68,15 @@ def invoke(*args: str) -> Result:
 
 
 def flowrt_process(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """Run the installed `flowrt ARGS` as its own process with the test's environment."""
+    """Run the installed `flowrt ARGS` as its own process with the test's environment,
+    from the repository root (where the examples' paths start)."""
     return subprocess.run(
         [str(FLOWRT), *args],
         env={**os.environ, **env},
         capture_output=True,
         text=True,
         timeout=120,
+        cwd=ROOT,
     )
 
 
@@ -441,3 +443,16 @@ def test_a_bad_setting_is_a_clear_error_not_a_traceback(tmp_path):
     assert done.returncode == 2
     assert "FLOWRT_MAX_RESTORES='many' is not a valid int" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_examples_run_as_the_readme_says(env: dict[str, str], tmp_path: Path) -> None:
+    database = f"sqlite:///{tmp_path / 'demo.db'}"
+    assert flowrt_process(env, "connector", "set", "demo-db", "--type", "sql", "--url", database)
+    quick = flowrt_process(env, "run", "examples/quickstart.py", "--input", "rows=3")
+    assert quick.returncode == 0, quick.stderr
+    assert '"uploaded": ["item 0", "item 1", "item 2"], "restored": 1' in quick.stdout
+
+    fanout = flowrt_process(env, "run", "examples/fanout.py", "--input", "n=4")
+    assert fanout.returncode == 0, fanout.stderr
+    assert '"squares": [1, 4, 9, 16], "sum": 30' in fanout.stdout
+    assert "4 children done" in fanout.stdout
