@@ -10,9 +10,11 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -125,6 +127,33 @@ def write_flow(tmp_path: Path, source: str, name: str = "flow") -> str:
     path = tmp_path / f"{name}.py"
     path.write_text(source)
     return str(path)
+
+
+class LocalHttpServer:
+    """An outside system for flows to call: an HTTP server on a free loopback port.
+
+    Subclasses give `_handler_class()`; `start()` serves on a daemon thread, `stop()` ends it.
+    """
+
+    def __init__(self) -> None:
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(10)
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        raise NotImplementedError
 
 
 class Recorder:

@@ -14,13 +14,13 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import WorkerProcesses, flow_path, line_of
+from conftest import LocalHttpServer, WorkerProcesses, flow_path, line_of
 
 import flowrt
 from flowrt.client import Client
@@ -107,25 +107,14 @@ def data_database(pg_url: str) -> Iterator[DataDatabase]:
     engine.dispose()
 
 
-class UploadServer:
+class UploadServer(LocalHttpServer):
     """A loopback HTTP server whose POST /upload answers 500 the first time, then 200."""
 
     def __init__(self) -> None:
         self.uploads: list[tuple[int, dict[str, str], Any]] = []
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-        self._thread.start()
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(10)
+        super().__init__()
+        self.start()
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self

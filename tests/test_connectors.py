@@ -7,14 +7,14 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import sqlalchemy as sa
-from conftest import line_of, write_flow
+from conftest import LocalHttpServer, line_of, write_flow
 
 import flowrt
 from flowrt.client import Client
@@ -48,8 +48,8 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class RecordingServer:
-    """A ThreadingHTTPServer that records every request and answers from a per-path script.
+class RecordingServer(LocalHttpServer):
+    """A local HTTP server that records every request and answers from a per-path script.
 
     `script(path, *replies)`: the n-th request to `path` gets the n-th reply; the last one
     repeats. Unscripted paths answer 200 with a JSON echo of the request.
@@ -59,13 +59,7 @@ class RecordingServer:
         self.seen: list[Seen] = []
         self._replies: dict[str, list[Reply]] = {}
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        super().__init__()
 
     def script(self, path: str, *replies: Reply) -> None:
         with self._lock:
@@ -74,14 +68,6 @@ class RecordingServer:
     def requests_to(self, path: str) -> list[Seen]:
         with self._lock:
             return [s for s in self.seen if s.path == path]
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(10)
 
     def _answer(self, seen: Seen) -> Reply:
         with self._lock:

@@ -16,14 +16,14 @@ import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 import redis
 import sqlalchemy as sa
-from conftest import WorkerProcesses, wait_until, write_flow
+from conftest import LocalHttpServer, WorkerProcesses, wait_until, write_flow
 
 import flowrt
 from flowrt.status import Status
@@ -51,7 +51,7 @@ def calls_of(n: int) -> int:
     return 1 + n + n // 4 + 1
 
 
-class Service:
+class Service(LocalHttpServer):
     """The outside system: answers `/work?i=N` with 2N, slowly, and watches who calls."""
 
     def __init__(self) -> None:
@@ -59,19 +59,11 @@ class Service:
         self.in_flight: Counter[str] = Counter()
         self.most_at_once: Counter[str] = Counter()
         self.keys: Counter[str] = Counter()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        super().__init__()
+        self._httpd.daemon_threads = True  # a killed worker's call may still be sleeping here
+        self.start()
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         service = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -121,7 +113,7 @@ def cluster(flowrt_env, pg_clean, redis_url, tmp_path, service):
     )
     workers = WorkerProcesses(env, tmp_path)
     client = flowrt.default_client()
-    client.set_connector("svc", "rest", base_url=service.url)
+    client.set_connector("svc", "rest", base_url=service.base_url)
     try:
         workers.start_beat()
         yield client, workers
