@@ -58,7 +58,7 @@ def heartbeat(runtime: Runtime) -> None:
         if _holds_lease(live, began, delivering) and live.lease_deadline < renew_by
     }
     kept = runtime.store.renew_leases(runtime.holder, held | busy, runtime.lease_until(now))
-    idle_before = time.monotonic() - runtime.options.sleep_max_s
+    idle_before = began - runtime.options.sleep_max_s
     for live in parked:
         if live.execution_id in kept:
             live.lease_deadline = began + runtime.options.lease_s

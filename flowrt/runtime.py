@@ -96,8 +96,8 @@ class Runtime:
     ) -> ExecutionRecord:
         """Check the script, store a new execution and enqueue its first step.
 
-        With an `execution_id` that exists already (a parent's step that runs again), the
-        existing execution is returned and nothing is enqueued: the reaper answers for it.
+        With an `execution_id` that exists already, that execution is returned and its
+        first step sent once more, which its fence makes harmless (see `start_child`).
         """
         self._script(flow_name, source)
         call = "flow" if parent_id else "start"
