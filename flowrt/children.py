@@ -1,0 +1,32 @@
+"""Child executions: a flow's `this.flow(...)` starts one, and its end wakes the parent."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flowrt.core import RuntimeCore
+from flowrt.live import LiveExecution
+from flowrt.script import resolve_flow
+from flowrt.storage.base import ExecutionRecord
+
+_CHILDREN = uuid.UUID("6d1f3c1e-2a4b-4c8e-9f10-7a5b3c2d1e0f")  # namespace of child ids
+
+
+class Children(RuntimeCore):
+    """The `Runtime` methods that start children and wake their parents."""
+
+    def start_child(
+        self, parent: LiveExecution, flow: str, inputs: dict[str, Any] | None
+    ) -> ExecutionRecord:
+        """Start `flow` as a child of `parent`'s pending call; the same call always gets the
+        same child, so a step that runs again does not start a second one."""
+        assert parent.head is not None, "a child is started at its call's savepoint"
+        child_id = str(uuid.uuid5(_CHILDREN, parent.head.id))
+        existing = self.store.get_executions([child_id])
+        if existing:
+            return existing[0]
+        name, source = resolve_flow(self.store, flow)
+        return self.start(
+            name, source, inputs, parent_id=parent.execution_id, execution_id=child_id
+        )
