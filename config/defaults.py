@@ -46,3 +46,17 @@ REAP_INTERVAL_SECONDS = 1.0
 # for the least busy worker (FLOWRT_STICKY_MAX). A step that changes worker costs a claim
 # and a replay, so keep it near FLOWRT_LIVE_MAX unless workers' loads differ a lot.
 STICKY_MAX = 256
+
+# Seconds a flow may run its own code without making a Flow-API call (FLOWRT_MAX_STEP_SECONDS);
+# past it the flow is stopped and its execution ends ENDED_ERROR, naming the line it ran.
+MAX_STEP_SECONDS = 600.0
+
+# Worker deaths (SIGKILL, os._exit, segfault, OOM) at one savepoint after which an execution
+# is quarantined, ENDED_ERROR and restorable, instead of handed to yet another worker
+# (FLOWRT_MAX_CRASHES). A death counts once the execution ran alone (see README).
+MAX_CRASHES = 3
+
+# Seconds a worker told to stop (SIGTERM) waits for its steps before it hands over what it
+# holds and exits anyway (FLOWRT_SHUTDOWN_GRACE_SECONDS); keep it under the supervisor's
+# stop grace (compose: 30 s).
+SHUTDOWN_GRACE_SECONDS = 20.0

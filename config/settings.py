@@ -36,6 +36,9 @@ class Settings:
     lease_seconds: float
     reap_interval_seconds: float
     sticky_max: int
+    max_step_seconds: float
+    max_crashes: int
+    shutdown_grace_seconds: float
 
     @property
     def embedded_broker(self) -> bool:
@@ -52,6 +55,8 @@ class Settings:
             "live_max": self.live_max,
             "lease_s": self.lease_seconds,
             "sticky_max": self.sticky_max,
+            "max_step_s": self.max_step_seconds,
+            "max_crashes": self.max_crashes,
         }
 
     @property
@@ -86,6 +91,11 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
             env, "REAP_INTERVAL_SECONDS", defaults.REAP_INTERVAL_SECONDS
         ),
         sticky_max=_number(env, "STICKY_MAX", defaults.STICKY_MAX, int),
+        max_step_seconds=_positive(env, "MAX_STEP_SECONDS", defaults.MAX_STEP_SECONDS),
+        max_crashes=_count(env, "MAX_CRASHES", defaults.MAX_CRASHES),
+        shutdown_grace_seconds=_positive(
+            env, "SHUTDOWN_GRACE_SECONDS", defaults.SHUTDOWN_GRACE_SECONDS
+        ),
     )
 
 
@@ -113,6 +123,13 @@ def _positive(env: Mapping[str, str], name: str, default: float) -> float:
     value: float = _number(env, name, default, float)
     if value <= 0:
         raise SettingsError(f"{PREFIX}{name}={value!r} must be above 0 (default {default!r})")
+    return value
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    value: int = _number(env, name, default, int)
+    if value < 1:
+        raise SettingsError(f"{PREFIX}{name}={value!r} must be at least 1 (default {default!r})")
     return value
 
 

@@ -17,7 +17,8 @@ class LiveCache:
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self._parked: OrderedDict[str, LiveExecution] = OrderedDict()
-        self._busy: set[str] = set()
+        # The executions being stepped, with their live state once the step has one.
+        self._busy: dict[str, LiveExecution | None] = {}
         self._lock = threading.Lock()
 
     def take(self, execution_id: str, version: int) -> tuple[LiveExecution | None, bool]:
@@ -33,11 +34,11 @@ class LiveCache:
             live = self._parked.get(execution_id)
             if live is not None and live.alive and live.version > version:
                 return None, False  # the message is older than what this worker committed
-            self._busy.add(execution_id)
             if live is not None:
                 del self._parked[execution_id]
                 if live.version != version or not live.alive:
                     stale, live = live, None
+            self._busy[execution_id] = live
         if stale is not None:
             stale.close()
         return live, True
@@ -46,7 +47,7 @@ class LiveCache:
         """Park `live` after a step; False if it was evicted at once (capacity 0)."""
         evicted = []
         with self._lock:
-            self._busy.discard(live.execution_id)
+            self._busy.pop(live.execution_id, None)
             self._parked[live.execution_id] = live
             while len(self._parked) > self.capacity:
                 evicted.append(self._parked.popitem(last=False)[1])
@@ -57,7 +58,7 @@ class LiveCache:
     def discard(self, execution_id: str) -> None:
         """Forget the execution after a failed step, unloading it if it was parked."""
         with self._lock:
-            self._busy.discard(execution_id)
+            self._busy.pop(execution_id, None)
             live = self._parked.pop(execution_id, None)
         if live is not None:
             live.close()
@@ -82,10 +83,21 @@ class LiveCache:
         with self._lock:
             return set(self._busy)
 
+    def attach(self, live: LiveExecution) -> None:
+        """Record the live state a step loaded for the execution it steps."""
+        with self._lock:
+            if live.execution_id in self._busy:
+                self._busy[live.execution_id] = live
+
+    def stepping(self) -> list[LiveExecution]:
+        """The live executions being stepped here now (their flow may be running)."""
+        with self._lock:
+            return [live for live in self._busy.values() if live is not None]
+
     def release(self, execution_id: str) -> None:
         """End a step that parks nothing (the execution ended, waits long, or lost its fence)."""
         with self._lock:
-            self._busy.discard(execution_id)
+            self._busy.pop(execution_id, None)
 
     def clear(self) -> None:
         """Unload every parked execution."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,10 +16,14 @@ from flowrt.clock import utc_now
 from flowrt.connectors import Connectors
 from flowrt.dispatch import Dispatcher, StepTicket
 from flowrt.errors import SerializationError
+from flowrt.isolation import Isolation
 from flowrt.journal import Journal
+from flowrt.live import LiveExecution, StopReason
 from flowrt.options import Options
 from flowrt.script import FlowScript
 from flowrt.storage.base import ExecutionRecord, SavepointRecord, Store
+
+log = logging.getLogger("flowrt")
 
 
 class RuntimeCore:
@@ -36,6 +42,17 @@ class RuntimeCore:
         # When a step from this worker's own queue last began: that queue still delivers.
         self.own_queue_stepped_at = 0.0
         self.stats = {"steps": 0, "loads": 0, "replayed_calls": 0, "claims_refused": 0}
+        self.isolation = Isolation()
+        # Called with a flow whose thread could not be stopped: the edge replaces the worker
+        # process (a Celery worker stops for its supervisor to restart it).
+        self.on_stuck: Callable[[LiveExecution], None] = _log_stuck
+
+    def stop_running(self, reason: StopReason) -> int:
+        """Stop every flow running its own code in this process; returns how many."""
+        running = [live for live in self.live.stepping() if live.running]
+        for live in running:
+            live.stop(reason)
+        return len(running)
 
     @property
     def holder(self) -> str:
@@ -118,3 +135,11 @@ class RuntimeCore:
     ) -> None:
         ticket = StepTicket(execution_id, version, flow_name, target.seq, "restore", target.id)
         self.dispatcher.enqueue_step(ticket)
+
+
+def _log_stuck(live: LiveExecution) -> None:
+    log.error(
+        "the flow of execution %s could not be stopped and keeps a thread of this process "
+        "busy (blocked outside Python code); restart the process to free it",
+        live.execution_id,
+    )

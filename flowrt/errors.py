@@ -299,6 +299,10 @@ class UnloadSignal(FlowSignal):
     """Raised when a live execution is dropped from memory; its state stays in the database."""
 
 
+class StopSignal(FlowSignal):
+    """Raised asynchronously in a flow's thread that flowrt stops while it runs its own code."""
+
+
 class DivergedSignal(FlowSignal):
     """Raised inside a replaying flow that left its journal; carries the `DeterminismError`."""
 

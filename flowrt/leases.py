@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from flowrt.live import LiveExecution
+from flowrt.live import LiveExecution, StopReason
 from flowrt.status import Status
+from flowrt.storage.base import ExecutionRecord
 
 if TYPE_CHECKING:
     from flowrt.runtime import Runtime
@@ -36,13 +37,15 @@ class ReapReport:
     parents_due: int
     overdue: int
     resent: int
+    quarantined: int = 0
 
 
 def heartbeat(runtime: Runtime) -> None:
     """Renew the leases this worker holds; unload executions idle longer than sleep_max.
 
     A worker calls this every third of a lease. An execution whose lease it no longer
-    holds (paused, cancelled, restored or taken over meanwhile) is unloaded.
+    holds (paused, cancelled, restored or taken over meanwhile) is unloaded, and its flow
+    stopped if it is running its own code.
     """
     now, began, busy = _now(), time.monotonic(), runtime.live.busy()
     parked = [live for live in runtime.live.parked() if live.owned]
@@ -57,7 +60,13 @@ def heartbeat(runtime: Runtime) -> None:
         for live in parked
         if _holds_lease(live, began, delivering) and live.lease_deadline < renew_by
     }
+    running = [(live, live.runs) for live in runtime.live.stepping() if live.running]
     kept = runtime.store.renew_leases(runtime.holder, held | busy, runtime.lease_until(now))
+    for live, runs in running:
+        # Its flow runs its own code, but the execution was cancelled, paused, restored or
+        # taken over meanwhile: stop it now rather than when it next calls the Flow-API.
+        if live.execution_id not in kept and live.running and live.runs == runs:
+            live.stop(StopReason.TAKEN)
     idle_before = began - runtime.options.sleep_max_s
     for live in parked:
         if live.execution_id in kept:
@@ -93,11 +102,36 @@ def reap(runtime: Runtime, backlog: int = 0, limit: int = 1000) -> ReapReport:
     chosen = [r.id for r in overdue if not (r.worker is None and r.lease_until is not None)]
     chosen += [r.id for r in queued[: max(len(queued) - backlog, 0)]]
     taken = runtime.store.take_over(chosen, now, runtime.lease_until(now))
+    quarantined = 0
     for record in taken:
-        runtime.send(record, "resume" if record.status is Status.RUNNING else "wake")
+        if record.suspect_on is not None and record.crashes >= runtime.options.max_crashes:
+            quarantined += quarantine(runtime, record)
+        else:
+            runtime.send(record, "resume" if record.status is Status.RUNNING else "wake")
     if taken:
-        log.info("reaper sent %d overdue executions on", len(taken))
-    return ReapReport(parents, len(overdue), len(taken))
+        log.info("reaper sent %d overdue executions on", len(taken) - quarantined)
+    return ReapReport(parents, len(overdue), len(taken), quarantined)
+
+
+def quarantine(runtime: Runtime, record: ExecutionRecord) -> bool:
+    """End an execution that killed its worker `crashes` times at one savepoint ENDED_ERROR.
+
+    Its savepoints stay: once the cause is fixed, restore it. True if it was ended here.
+    """
+    head = runtime.store.get_savepoint(record.head_id) if record.head_id else None
+    where = (
+        f"performing its call at line {head.line} ({head.call}) or running the code after it"
+        if head is not None
+        else "running its code before its first Flow-API call"
+    )
+    message = (
+        f"quarantined: its worker died {record.crashes} times (FLOWRT_MAX_CRASHES="
+        f"{runtime.options.max_crashes}) while {where}; it is not handed to another worker. "
+        "Fix the cause (os._exit, a crash in C code, memory), then restore it"
+    )
+    log.error("execution %s %s", record.id, message)
+    line = head.line if head is not None else None
+    return runtime._end_error(record.version, record.id, message, None, line)
 
 
 def _waits_for_step(live: LiveExecution) -> bool:

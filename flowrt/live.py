@@ -8,15 +8,19 @@ call and waits until it parks at the next call, returns or raises.
 
 from __future__ import annotations
 
+import ctypes
 import queue
+import sys
 import threading
+import time
 import traceback
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from flowrt.calls import Call, Outcome, capture
-from flowrt.errors import DeterminismError, DivergedSignal, FlowSignal, UnloadSignal
+from flowrt.errors import DeterminismError, DivergedSignal, FlowSignal, StopSignal, UnloadSignal
 from flowrt.reads import Read, ReadJournal, importer, journaled_imports
 from flowrt.script import FlowScript, wants_inputs
 from flowrt.status import Status
@@ -74,7 +78,30 @@ class Unwound:
     """The thread ended because it was closed."""
 
 
-Event = Parked | Returned | Raised | Diverged | Unwound
+class StopReason(StrEnum):
+    """Why flowrt stopped a flow that was running its own code."""
+
+    DEADLINE = "deadline"  # it ran longer than max_step_s without a Flow-API call
+    TAKEN = "taken"  # its execution was cancelled, paused, restored or taken over meanwhile
+    SHUTDOWN = "shutdown"  # its worker stops
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """flowrt stopped the running flow for `reason` at `line` (of the flow's own code).
+
+    `stuck` is True when its thread did not end within the grace period (blocked outside
+    Python code, or swallowing the stop): the thread is lost to its process.
+    """
+
+    reason: StopReason
+    line: int | None
+    stuck: bool
+
+
+Event = Parked | Returned | Raised | Diverged | Unwound | Stopped
+
+_WAKE = object()  # put among the events by stop(), to wake a step that waits for one
 
 
 @dataclass
@@ -91,8 +118,19 @@ class FlowState:
 class LiveExecution:
     """One execution's handler, running or parked, with the journal it replays first."""
 
-    def __init__(self, script: FlowScript, state: FlowState, journal: list[ReplayEntry]) -> None:
+    def __init__(
+        self,
+        script: FlowScript,
+        state: FlowState,
+        journal: list[ReplayEntry],
+        *,
+        max_step_s: float = float("inf"),
+        stop_grace_s: float = 5.0,
+    ) -> None:
         self.script = script
+        # How long the flow may run its own code between two Flow-API calls, and how long
+        # a stopped flow's thread has to end before it counts as stuck.
+        self.max_step_s, self.stop_grace_s = max_step_s, stop_grace_s
         self.state = state
         self.version = -1
         self.head: SavepointRecord | None = None
@@ -112,8 +150,12 @@ class LiveExecution:
         self._position = 0
         self.reads = ReadJournal([entry.reads for entry in journal], script.filename)
         self._answers: queue.SimpleQueue[Outcome | type[FlowSignal]] = queue.SimpleQueue()
-        self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        self._events: queue.SimpleQueue[Event | object] = queue.SimpleQueue()
         self._closing: type[FlowSignal] | None = None
+        self._running = False  # a step waits while the flow runs its own code
+        self.runs = 0  # times a step has set the flow running (start or resume)
+        self._stop: StopReason | None = None
+        self._stop_line: int | None = None
         # Whether the savepoint this live state stands at is stored (see Runtime._advance).
         self._committed = threading.Event()
         self._committed.set()
@@ -147,24 +189,95 @@ class LiveExecution:
         """True while the handler's thread runs (parked or working)."""
         return self._thread.is_alive()
 
+    @property
+    def running(self) -> bool:
+        """True while the flow runs its own code and a step waits for its next event."""
+        return self._running
+
     def start(self) -> Event:
         """Run the handler from the top, through its journal, to its first new or head call."""
+        self._running, self.runs = True, self.runs + 1
         self._thread.start()
-        return self._events.get()
+        return self._next_event()
 
     def resume(self, outcome: Outcome) -> Event:
         """Answer the pending call with `outcome` and run the flow to its next event."""
         if not self._thread.is_alive():
             raise RuntimeError(f"execution {self.execution_id} has no running handler to resume")
+        self._running, self.runs = True, self.runs + 1
         self._answers.put(outcome)
-        return self._events.get()
+        return self._next_event()
+
+    def stop(self, reason: StopReason) -> None:
+        """Stop the flow's own code (from any thread): the step waiting for it gets `Stopped`.
+
+        A flow that runs Python code is interrupted at once by a `StopSignal` raised in its
+        thread, again and again until it ends; one blocked in C code ends when that code
+        returns, or counts as stuck after `stop_grace_s`.
+        """
+        if self._stop is not None:
+            return
+        self._stop_line = self._current_line()
+        self._stop, self._closing = reason, StopSignal
+        if self._running:
+            self._raise_in_flow()
+            self._events.put(_WAKE)
 
     def close(self, signal: type[FlowSignal] = UnloadSignal, timeout_s: float = 5.0) -> None:
         """Unwind the parked handler with `signal` and let its thread end."""
         if self._thread.is_alive():
             self._closing = signal
             self._answers.put(signal)
-            self._thread.join(timeout_s)
+            # A stopped flow's thread has ended by now, or is stuck: do not wait for it.
+            self._thread.join(timeout_s if self._stop is None else 0)
+
+    def _next_event(self) -> Event:
+        # Wait for the flow's next event, but no longer than its step deadline.
+        deadline = time.monotonic() + self.max_step_s
+        try:
+            while self._stop is None:
+                try:
+                    event = self._events.get(timeout=max(deadline - time.monotonic(), 0.0))
+                except queue.Empty:
+                    self.stop(StopReason.DEADLINE)
+                    break
+                if event is not _WAKE:
+                    if self._stop is None:
+                        return event  # type: ignore[return-value]
+                    break
+            return self._stopped()
+        finally:
+            self._running = False
+
+    def _stopped(self) -> Stopped:
+        # Wait for the stopped flow's thread to end, raising the stop into it again while it
+        # runs Python code that swallows it, for at most stop_grace_s.
+        assert self._stop is not None
+        give_up = time.monotonic() + self.stop_grace_s
+        while self._thread.is_alive() and time.monotonic() < give_up:
+            try:
+                if self._events.get(timeout=0.2) is not _WAKE:
+                    break  # it ended, or parked just before the stop (closed next)
+            except queue.Empty:
+                self._raise_in_flow()
+        stuck = self._thread.is_alive() and self._events.empty() and time.monotonic() >= give_up
+        return Stopped(self._stop, self._stop_line, stuck)
+
+    def _raise_in_flow(self) -> None:
+        ident = self._thread.ident
+        if ident is not None and self._thread.is_alive():
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                ctypes.c_ulong(ident), ctypes.py_object(StopSignal)
+            )
+
+    def _current_line(self) -> int | None:
+        """The line of the flow's own code its thread runs now (None if it is elsewhere)."""
+        frame = sys._current_frames().get(self._thread.ident or 0)
+        while frame is not None:
+            if frame.f_code.co_filename == self.script.filename:
+                return frame.f_lineno
+            frame = frame.f_back
+        return None
 
     # --- the flow's side: runs on the flow thread ----------------------------------------
 

@@ -21,6 +21,12 @@ class Options:
             that the reaper sends the execution's step to another worker.
         sticky_max: steps a worker queues for itself at once; further ones go to the shared
             queue, where the least busy worker takes them.
+        max_step_s: seconds a flow may run its own code without a Flow-API call before it is
+            stopped and its execution ends ENDED_ERROR.
+        stop_grace_s: seconds a stopped flow's thread has to end before it counts as stuck
+            (blocked outside Python code) and its worker replaces itself.
+        max_crashes: worker deaths at one savepoint after which an execution is quarantined
+            (ENDED_ERROR) instead of being handed to another worker.
     """
 
     secret: bytes
@@ -30,6 +36,9 @@ class Options:
     live_max: int = 256
     lease_s: float = 3.0
     sticky_max: int = 256
+    max_step_s: float = 600.0
+    stop_grace_s: float = 5.0
+    max_crashes: int = 3
 
     def __post_init__(self) -> None:
         if len(self.secret) < 16:
@@ -38,3 +47,9 @@ class Options:
             )
         if self.lease_s <= 0:
             raise ConfigurationError("the lease must be above 0 s: set FLOWRT_LEASE_SECONDS")
+        if self.max_step_s <= 0:
+            raise ConfigurationError(
+                "the step deadline must be above 0 s: set FLOWRT_MAX_STEP_SECONDS"
+            )
+        if self.max_crashes < 1:
+            raise ConfigurationError("FLOWRT_MAX_CRASHES must be at least 1")

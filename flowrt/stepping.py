@@ -16,7 +16,17 @@ from flowrt.children import Children
 from flowrt.clock import utc_now
 from flowrt.dispatch import StepTicket
 from flowrt.errors import EndSignal, FlowrtError
-from flowrt.live import Diverged, Event, FlowState, LiveExecution, Parked, Raised, Returned
+from flowrt.live import (
+    Diverged,
+    Event,
+    FlowState,
+    LiveExecution,
+    Parked,
+    Raised,
+    Returned,
+    Stopped,
+    StopReason,
+)
 from flowrt.performers import Answer, End, Restore, StepContext, Wait, perform
 from flowrt.status import Status
 from flowrt.storage.base import ExecutionRecord, LogRecord, SavepointRecord, StepCommit
@@ -36,6 +46,7 @@ class Stepping(Children):
         if not claimed:
             return
         self.stats["steps"] += 1
+        self.isolation.share()
         try:
             if live is not None and not live.wait_committed():
                 live.close()  # its savepoint was never stored: the database decides below
@@ -59,6 +70,8 @@ class Stepping(Children):
             if live is not None:
                 live.close()
             raise
+        finally:
+            self.isolation.leave()
 
     def fail(self, execution_id: str, version: int, trace: str) -> None:
         """End an execution ENDED_ERROR after a fault inside flowrt, if still at `version`."""
@@ -70,13 +83,23 @@ class Stepping(Children):
         record = self._claim(execution_id, version, head_id)
         if record is None:
             return None
+        if record.crashes and not self._isolate(record):
+            return None
         state = FlowState(record.id, record.flow_name, dict(record.inputs), {}, None)
         try:
             journal, head = self.journal.entries(record)
-            live = LiveExecution(self._script(record.flow_name, record.source), state, journal)
+            script = self._script(record.flow_name, record.source)
         except FlowrtError as error:
             self._end_error(record.version, record.id, str(error), None, None)
             return None
+        live = LiveExecution(
+            script,
+            state,
+            journal,
+            max_step_s=self.options.max_step_s,
+            stop_grace_s=self.options.stop_grace_s,
+        )
+        self.live.attach(live)
         live.version, live.head, live.parent_id = record.version, head, record.parent_id
         live.lease_deadline = began + self.options.lease_s
         self.stats["loads"] += 1
@@ -92,6 +115,21 @@ class Stepping(Children):
             return live
         self._settle(live, event, None, {}, ())
         return None
+
+    def _isolate(self, record: ExecutionRecord) -> bool:
+        """Run the step of a suspect of a worker's death alone in this process, marked so.
+
+        Should this worker die now, the death is the suspect's own (see `leases.reap`).
+        """
+        log.warning(
+            "execution %s was on a worker that died (%d time(s) at this savepoint): its step "
+            "runs alone on %s",
+            record.id,
+            record.crashes,
+            self.holder,
+        )
+        self.isolation.go_alone()
+        return self.store.mark_suspect(record.id, record.version, self.holder)
 
     def _restored_outputs(self, live: LiveExecution, record: ExecutionRecord) -> dict[str, Any]:
         # Outputs are part of the execution's state: after a restore, replay rebuilt the ones
@@ -131,6 +169,9 @@ class Stepping(Children):
         logs: tuple[LogRecord, ...],
     ) -> None:
         """Store what the flow did after its last answer: a new savepoint, or its end."""
+        if isinstance(event, Stopped):
+            self._stopped(live, event)
+            return
         if isinstance(event, Parked):
             savepoint = self.journal.savepoint(live, event, answer)
             commit = StepCommit(live.execution_id, live.version, changes, savepoint, logs)
@@ -146,6 +187,26 @@ class Stepping(Children):
             changes.update(error_line=event.error.line, message=str(event.error))
         if self._commit(live, StepCommit(live.execution_id, live.version, changes, None, logs)):
             self._finish(live)
+
+    def _stopped(self, live: LiveExecution, stopped: Stopped) -> None:
+        """The flow was stopped while running its own code: end, or hand over, the execution."""
+        if stopped.reason is StopReason.DEADLINE:
+            where = f"line {stopped.line}" if stopped.line else "code outside the flow's file"
+            message = (
+                f"flow code ran longer than {self.options.max_step_s:g} s "
+                f"(FLOWRT_MAX_STEP_SECONDS) without a Flow-API call: stopped at {where}"
+            )
+            if stopped.stuck:
+                message += "; it could not be interrupted (blocked outside Python code)"
+            changes = _ended(Status.ENDED_ERROR)
+            changes.update(message=message, error=message, error_line=stopped.line)
+            if self._commit(live, StepCommit(live.execution_id, live.version, changes)):
+                self._finish(live)
+        else:  # cancelled, paused, restored, taken over, or this worker stops: nothing to store
+            self.live.release(live.execution_id)
+            live.close()
+        if stopped.stuck:
+            self.on_stuck(live)
 
     def _advance(
         self,
@@ -290,13 +351,15 @@ class Stepping(Children):
         message: str,
         trace: str | None,
         line: int | None,
-    ) -> None:
+    ) -> bool:
         changes = _ended(Status.ENDED_ERROR)
         changes.update(message=message, error=trace or message, error_line=line, worker=None)
-        if self.store.commit_step(StepCommit(execution_id, version, changes)):
-            parent_id = self.store.get_execution(execution_id).parent_id
-            if parent_id is not None:
-                self._wake(parent_id)
+        if not self.store.commit_step(StepCommit(execution_id, version, changes)):
+            return False
+        parent_id = self.store.get_execution(execution_id).parent_id
+        if parent_id is not None:
+            self._wake(parent_id)
+        return True
 
 
 def _ended(status: Status) -> dict[str, Any]:

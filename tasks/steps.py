@@ -22,6 +22,7 @@ from flowrt.dispatch import StepTicket
 from flowrt.options import Options
 from flowrt.runtime import Runtime
 from flowrt.storage import open_store
+from tasks import shutdown
 from tasks.reconnect import keep_transport_client_on_close
 
 log = logging.getLogger("flowrt.tasks")
@@ -76,6 +77,8 @@ def create_app(settings: Settings) -> Celery:
                 "differently on another worker; set it to the same value on every worker"
             )
         runtime = runtime_of(app, sender.hostname)
+        if not settings.embedded_broker:  # a process of its own, which its supervisor restarts
+            runtime.on_stuck = shutdown.replace_worker
         tickers = [
             Ticker(
                 "flowrt-heartbeat", settings.lease_seconds / 3, lambda: leases.heartbeat(runtime)
@@ -102,6 +105,7 @@ def create_app(settings: Settings) -> Celery:
             runtime.store.close()
 
     signals.worker_init.connect(on_worker_init, weak=False)
+    shutdown.install(app, settings.shutdown_grace_seconds)
     signals.worker_shutdown.connect(on_worker_shutdown, weak=False)
 
     @app.task(name=STEP, bind=True, acks_late=True, max_retries=None, shared=False)

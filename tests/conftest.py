@@ -33,7 +33,7 @@ PG_ADMIN_URL = os.environ.get(
     "FLOWRT_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 PG_DATABASE = f"flowrt_test_{os.getpid()}"
-REDIS_DB = 11
+REDIS_DB = int(os.environ.get("FLOWRT_TEST_REDIS_DB", "11"))  # another db keeps parallel runs apart
 
 
 def wait_until(condition: Callable[[], object], timeout_s: float = 30.0, what: str = "") -> object:

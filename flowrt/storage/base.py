@@ -34,6 +34,8 @@ class ExecutionRecord:
     archived_at: datetime | None
     lease_until: datetime | None = None
     parent_id: str | None = None
+    crashes: int = 0
+    suspect_on: str | None = None
 
 
 @dataclass(frozen=True)
@@ -219,7 +221,15 @@ class Store(abc.ABC):
     def take_over(
         self, execution_ids: Iterable[str], now: datetime, lease_until: datetime
     ) -> list[ExecutionRecord]:
-        """Of these, move each still overdue to a new version with a fresh queued lease."""
+        """Of these, move each still overdue to a new version with a fresh queued lease.
+
+        One that a worker held counts a crash (`crashes` + 1); its `suspect_on` stays set only
+        if its step ran alone on that worker, so the death was its own.
+        """
+
+    @abc.abstractmethod
+    def mark_suspect(self, execution_id: str, version: int, worker: str) -> bool:
+        """Record that `worker`, which holds the execution at `version`, steps it alone."""
 
     @abc.abstractmethod
     def archive(self, execution_id: str) -> ExecutionRecord:

@@ -69,18 +69,11 @@ class LeaseStatements:
 
     def release_worker(self, worker: str, now: datetime) -> int:
         c = executions.c
+        # Handed over, not crashed: no holder (so the reaper counts no crash) and no lease
+        # (so it sends the running ones on at its next pass, whatever the queue's length).
+        statement = executions.update().where(c.worker == worker)
         with self.engine.begin() as conn:
-            waiting = conn.execute(
-                executions.update()
-                .where(c.worker == worker, c.status != Status.RUNNING.value)
-                .values(worker=None, lease_until=None)
-            )
-            running = conn.execute(
-                executions.update()
-                .where(c.worker == worker, c.status == Status.RUNNING.value)
-                .values(lease_until=now)
-            )
-        return waiting.rowcount + running.rowcount
+            return conn.execute(statement.values(worker=None, lease_until=None)).rowcount
 
     def wake(
         self, execution_id: str, now: datetime, lease_until: datetime
@@ -130,14 +123,31 @@ class LeaseStatements:
         if not wanted:
             return []
         c = executions.c
+        crashed = c.worker.is_not(None)  # a holder that stopped answering: it died (or froze)
         statement = (
             executions.update()
             .where(c.id.in_(wanted), _due(now), _lease_over(now))
-            .values(version=c.version + 1, worker=None, lease_until=lease_until)
+            .values(
+                version=c.version + 1,
+                worker=None,
+                lease_until=lease_until,
+                crashes=sa.case((crashed, c.crashes + 1), else_=c.crashes),
+                suspect_on=sa.case((sa.and_(crashed, c.suspect_on == c.worker), c.suspect_on)),
+            )
             .returning(*executions.c)
         )
         with self.engine.begin() as conn:
             return [execution_record(row) for row in conn.execute(statement)]
+
+    def mark_suspect(self, execution_id: str, version: int, worker: str) -> bool:
+        c = executions.c
+        statement = (
+            executions.update()
+            .where(c.id == execution_id, c.version == version, c.worker == worker)
+            .values(suspect_on=worker)
+        )
+        with self.engine.begin() as conn:
+            return conn.execute(statement).rowcount == 1
 
 
 def _lease_over(now: datetime) -> Any:

@@ -40,6 +40,8 @@ def execution_record(row: Any) -> ExecutionRecord:
         archived_at=row.archived_at,
         lease_until=row.lease_until,
         parent_id=row.parent_id,
+        crashes=row.crashes,
+        suspect_on=row.suspect_on,
     )
 
 

@@ -53,6 +53,10 @@ executions = sa.Table(
     # execution; past it the reaper sends the step again (see Runtime.reap).
     sa.Column("lease_until", UtcDateTime, nullable=True),
     sa.Column("parent_id", Id, nullable=True),
+    # Worker deaths counted against the execution at its head savepoint (reset by progress),
+    # and the worker its step runs alone on while it is a suspect (see flowrt/isolation.py).
+    sa.Column("crashes", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("suspect_on", sa.String(200), nullable=True),
     sa.Index("ix_executions_status", "status"),
     sa.Index("ix_executions_created_at", "created_at"),
     sa.Index("ix_executions_parent", "parent_id"),

@@ -166,6 +166,8 @@ class SqlStore(LeaseStatements, Store):
         values = dict(commit.changes, version=commit.version + 1, updated_at=_now())
         if commit.savepoint is not None:
             values["head_id"] = commit.savepoint.id
+        if commit.savepoint is not None or "status" in commit.changes:
+            values.update(crashes=0, suspect_on=None)  # progress: no longer a suspect
         if self._one_statement and not commit.logs and commit.restored is None:
             return self._commit_in_one_statement(commit, values)
         with self.engine.begin() as conn:
