@@ -110,6 +110,9 @@ def cluster(flowrt_env, pg_clean, redis_url, tmp_path, service):
         FLOWRT_BROKER_URL=redis_url,
         FLOWRT_LEASE_SECONDS=str(LEASE_S),
         FLOWRT_SLEEP_MAX_SECONDS="1",
+        # The kills here are the test's, not the flows': a kill that lands while a suspect
+        # runs alone would count against it (see test_quarantine.py), so allow plenty.
+        FLOWRT_MAX_CRASHES="50",
     )
     workers = WorkerProcesses(env, tmp_path)
     client = flowrt.default_client()
