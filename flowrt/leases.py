@@ -68,14 +68,18 @@ def heartbeat(runtime: Runtime) -> None:
         if live.execution_id not in kept and live.running and live.runs == runs:
             live.stop(StopReason.TAKEN)
     idle_before = began - runtime.options.sleep_max_s
+    # Before the next beat, the lease of a step given up for lost would run out.
+    lapsing_by = began + runtime.options.lease_s / 3
     for live in parked:
         if live.execution_id in kept:
             live.lease_deadline = began + runtime.options.lease_s
         elif live.execution_id in held:
             runtime.live.forget(live)
-        elif _waits_for_step(live):
+        elif _waits_for_step(live) and live.lease_deadline > lapsing_by:
             continue
-        elif live.idle_since < idle_before:
+        elif _waits_for_step(live) or live.idle_since < idle_before:
+            # Its step was lost, or it idled too long: unloaded, with no holder, the reaper
+            # sends it on at once, and counts no crash for a worker that is alive.
             if runtime.live.forget(live):
                 runtime.store.unload(live.execution_id, live.version, runtime.holder)
 
@@ -108,9 +112,10 @@ def reap(runtime: Runtime, backlog: int = 0, limit: int = 1000) -> ReapReport:
             quarantined += quarantine(runtime, record)
         else:
             runtime.send(record, "resume" if record.status is Status.RUNNING else "wake")
-    if taken:
-        log.info("reaper sent %d overdue executions on", len(taken) - quarantined)
-    return ReapReport(parents, len(overdue), len(taken), quarantined)
+    resent = len(taken) - quarantined
+    if resent:
+        log.info("reaper sent %d overdue executions on", resent)
+    return ReapReport(parents, len(overdue), resent, quarantined)
 
 
 def quarantine(runtime: Runtime, record: ExecutionRecord) -> bool:

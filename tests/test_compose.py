@@ -27,7 +27,14 @@ CELERY_ROLES = ("worker", "beat", "flower")
 FLOWRT_SERVICES = ("migrate", *CELERY_ROLES)
 SHARED_SETTINGS = ("FLOWRT_DATABASE_URL", "FLOWRT_BROKER_URL", "FLOWRT_SECRET")
 # Settings an operator tunes per deployment; empty means the default of config/defaults.py.
-TUNABLE_SETTINGS = ("FLOWRT_WORKER_CONCURRENCY", "FLOWRT_SLEEP_MAX_SECONDS", "FLOWRT_LEASE_SECONDS")
+TUNABLE_SETTINGS = (
+    "FLOWRT_WORKER_CONCURRENCY",
+    "FLOWRT_SLEEP_MAX_SECONDS",
+    "FLOWRT_LEASE_SECONDS",
+    "FLOWRT_MAX_STEP_SECONDS",
+    "FLOWRT_MAX_CRASHES",
+    "FLOWRT_SHUTDOWN_GRACE_SECONDS",
+)
 SECRET_NAME = re.compile(r"PASS|SECRET|TOKEN|AUTH|KEY", re.IGNORECASE)
 # ${NAME}, ${NAME:?message}, ${NAME:-default}...; `$${` is an escaped dollar, not one.
 INTERPOLATION = re.compile(r"(?<!\$)\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<rest>[^}]*)\}")
@@ -171,6 +178,10 @@ def test_workers_stop_with_a_warm_shutdown(services: dict[str, dict[str, Any]]) 
     assert str(worker.get("stop_signal", "SIGTERM")) in ("SIGTERM", "TERM", "15")
     grace = re.fullmatch(r"(\d+)s", str(worker.get("stop_grace_period", "10s")))
     assert grace and int(grace[1]) >= 10, worker.get("stop_grace_period")
+    # A worker exits by itself after its own grace, before compose would kill it.
+    from config import defaults
+
+    assert defaults.SHUTDOWN_GRACE_SECONDS < int(grace[1])
 
 
 # --- start order and health -----------------------------------------------------------------------

@@ -97,6 +97,10 @@ def _expire(store: SqlStore, execution_id: str, **values: object) -> None:
         conn.execute(executions.update().where(executions.c.id == execution_id).values(values))
 
 
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
 def _seqs(store: SqlStore, execution_id: str) -> list[int]:
     return [sp.seq for sp in store.list_savepoints(execution_id)]
 
@@ -259,6 +263,70 @@ def test_a_heartbeat_renews_a_lease_while_the_step_may_come_and_lets_a_lost_one_
     workers.recorder.etas.pop(0)
     workers.run(workers.w2)
     assert workers.store.get_execution(record.id).outputs == {"total": 4}
+
+
+def test_a_lost_step_of_a_live_worker_is_sent_on_without_counting_a_crash(workers):
+    record = workers.w1.start("steps", STEPS, {"n": 1})
+    workers.recorder.deliver(workers.w1)  # its next step is on its way to w1's own queue
+    workers.recorder.sent.pop(0)  # ... and the broker loses it
+    workers.recorder.etas.pop(0)
+    wait_until(lambda: (leases.heartbeat(workers.w1), leases.reap(workers.w2).resent)[1], 5)
+    assert workers.store.get_execution(record.id).crashes == 0  # w1 is alive: no suspect
+    workers.run(workers.w2)
+    assert workers.store.get_execution(record.id).outputs == {"total": 4}
+
+
+def test_a_dead_holder_counts_a_crash_that_progress_resets(workers):
+    record = workers.w1.start("steps", STEPS, {"n": 1})
+    workers.recorder.deliver(workers.w1)
+    workers.recorder.sent.clear()  # w1 died after its commit: no heartbeat, no step
+    workers.recorder.etas.clear()
+    wait_until(lambda: leases.reap(workers.w2).resent == 1, 5, "the reaper to take it over")
+    taken = workers.store.get_execution(record.id)
+    assert taken.crashes == 1 and taken.suspect_on is None  # w1 held others: not attributed
+    workers.recorder.deliver(workers.w2)  # its next step runs alone on w2, and gets on
+    after = workers.store.get_execution(record.id)
+    assert after.crashes == 0 and after.suspect_on is None
+    workers.run(workers.w2)
+    assert workers.store.get_execution(record.id).status is Status.ENDED_SUCCESS
+
+
+def test_a_death_while_a_suspect_runs_alone_is_its_own_and_quarantines_it_at_the_limit(store):
+    pair = Workers(store, max_crashes=2)
+    try:
+        record = pair.w1.start("steps", STEPS, {"n": 1})
+        pair.recorder.deliver(pair.w1)
+        pair.recorder.sent.clear()  # w1 dies
+        pair.recorder.etas.clear()
+        wait_until(lambda: leases.reap(pair.w2).resent == 1, 5, "the first takeover")
+        ticket, _ = pair.recorder.sent.pop(0)
+        pair.recorder.etas.pop(0)
+        # w2 takes the suspect, marks it as running alone, and dies during its step.
+        claimed = store.claim(record.id, ticket.version, "w2@test", _now(), _now())
+        assert claimed is not None and claimed.crashes == 1
+        assert store.mark_suspect(record.id, ticket.version, "w2@test")
+        report = leases.reap(pair.w1)
+        assert report.quarantined == 1 and report.resent == 0
+        final = store.get_execution(record.id)
+        assert final.status is Status.ENDED_ERROR
+        assert "died 2 times (FLOWRT_MAX_CRASHES=2)" in (final.message or "")
+        assert (
+            final.error_line
+            == STEPS.splitlines().index("        total += this.get('input_value')['n']") + 1
+        )
+        assert pair.recorder.sent == []  # not handed to another worker
+    finally:
+        pair.close()
+
+
+def test_a_handed_over_execution_counts_no_crash(workers):
+    record = workers.w1.start("steps", STEPS, {"n": 1})
+    workers.recorder.deliver(workers.w1)
+    workers.recorder.sent.clear()
+    workers.recorder.etas.clear()
+    leases.release(workers.w1)  # SIGTERM: a handover, not a death
+    assert leases.reap(workers.w2).resent == 1
+    assert workers.store.get_execution(record.id).crashes == 0
 
 
 def test_a_stopping_worker_hands_its_executions_to_the_reaper_at_once(workers):
