@@ -61,8 +61,7 @@ class Stepping(Children):
                 live.owned, live.lease_deadline = True, began + self.options.lease_s
             if live is None:
                 live = self._load(execution_id, version, head_id)
-                if live is None:
-                    self.live.release(execution_id)
+                if live is None:  # nothing to perform, or _load stepped it already
                     return
             self._perform(live)
         except BaseException:
@@ -79,11 +78,15 @@ class Stepping(Children):
         self._end_error(version, execution_id, message, f"{message}\n{trace}", None)
 
     def _load(self, execution_id: str, version: int, head_id: str | None) -> LiveExecution | None:
+        """Claim and rebuild the execution; None once it has ended its step itself.
+
+        Only the paths that park nothing release the step here: once the flow is parked
+        again, the next step may already be under way, and its claim is not ours to end.
+        """
         began = time.monotonic()
         record = self._claim(execution_id, version, head_id)
-        if record is None:
-            return None
-        if record.crashes and not self._isolate(record):
+        if record is None or (record.crashes and not self._isolate(record)):
+            self.live.release(execution_id)
             return None
         state = FlowState(record.id, record.flow_name, dict(record.inputs), {}, None)
         try:
@@ -91,6 +94,7 @@ class Stepping(Children):
             script = self._script(record.flow_name, record.source)
         except FlowrtError as error:
             self._end_error(record.version, record.id, str(error), None, None)
+            self.live.release(execution_id)
             return None
         live = LiveExecution(
             script,

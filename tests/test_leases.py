@@ -7,6 +7,7 @@ or hand it to the other worker, and then run the reaper or a heartbeat where it 
 from __future__ import annotations
 
 import textwrap
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -407,3 +408,44 @@ def test_a_restore_from_inside_leaves_the_execution_to_whichever_worker_takes_it
     final = workers.store.get_execution(record.id)
     assert final.status is Status.ENDED_SUCCESS and final.outputs == {"restored": 1}
     assert workers.w2.stats["claims_refused"] == 0 and workers.w2.stats["loads"] == 1
+
+
+class _StepsAtOnce:
+    """A dispatcher that runs each step on a thread of its own as soon as it is sent."""
+
+    def __init__(self) -> None:
+        self.runtime: Runtime | None = None
+        self.threads: list[threading.Thread] = []
+
+    def enqueue_step(self, ticket, *, worker=None, eta=None) -> None:
+        assert self.runtime is not None
+        args = (ticket.execution_id, ticket.version, ticket.head_id)
+        thread = threading.Thread(target=self.runtime.step, args=args, daemon=True)
+        self.threads.append(thread)
+        thread.start()
+
+
+def test_the_step_that_loaded_an_execution_does_not_hide_the_next_one_from_the_heartbeat(store):
+    # The next step can begin while the one that loaded the execution is still returning;
+    # it must stay among the busy ones, whose leases the heartbeat renews.
+    dispatcher = _StepsAtOnce()
+    runtime = Runtime(store, Options(secret=SECRET.encode(), lease_s=5), dispatcher, "w@test")
+    dispatcher.runtime = runtime
+    flow = textwrap.dedent("""
+        import time
+        import flow_api
+
+        def handler(system, this):
+            this.log('first')
+            time.sleep(1.5)  # the second step waits here while the test looks
+            this.save(output_value={'done': True})
+    """)
+    try:
+        record = runtime.start("sleepy", flow)
+        wait_until(lambda: len(dispatcher.threads) >= 2, 10, "the second step to begin")
+        dispatcher.threads[0].join(10)  # the loading step has returned
+        wait_until(lambda: runtime.live.stepping(), 5, "the second step to hold its flow")
+        assert record.id in runtime.live.busy()
+        wait_until(lambda: store.get_execution(record.id).status.ended, 30, "the end")
+    finally:
+        runtime.close()
