@@ -36,6 +36,12 @@ class Settings:
     lease_seconds: float
     reap_interval_seconds: float
     sticky_max: int
+    commit_attempts: int = defaults.COMMIT_ATTEMPTS
+    commit_retry_seconds: float = defaults.COMMIT_RETRY_SECONDS
+    commit_retry_max_seconds: float = defaults.COMMIT_RETRY_MAX_SECONDS
+    step_retries: int = defaults.STEP_RETRIES
+    step_retry_seconds: float = defaults.STEP_RETRY_SECONDS
+    step_retry_max_seconds: float = defaults.STEP_RETRY_MAX_SECONDS
 
     @property
     def embedded_broker(self) -> bool:
@@ -52,6 +58,9 @@ class Settings:
             "live_max": self.live_max,
             "lease_s": self.lease_seconds,
             "sticky_max": self.sticky_max,
+            "commit_attempts": self.commit_attempts,
+            "commit_retry_s": self.commit_retry_seconds,
+            "commit_retry_max_s": self.commit_retry_max_seconds,
         }
 
     @property
@@ -86,6 +95,18 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
             env, "REAP_INTERVAL_SECONDS", defaults.REAP_INTERVAL_SECONDS
         ),
         sticky_max=_number(env, "STICKY_MAX", defaults.STICKY_MAX, int),
+        commit_attempts=_number(env, "COMMIT_ATTEMPTS", defaults.COMMIT_ATTEMPTS, int),
+        commit_retry_seconds=_number(
+            env, "COMMIT_RETRY_SECONDS", defaults.COMMIT_RETRY_SECONDS, float
+        ),
+        commit_retry_max_seconds=_number(
+            env, "COMMIT_RETRY_MAX_SECONDS", defaults.COMMIT_RETRY_MAX_SECONDS, float
+        ),
+        step_retries=_number(env, "STEP_RETRIES", defaults.STEP_RETRIES, int),
+        step_retry_seconds=_number(env, "STEP_RETRY_SECONDS", defaults.STEP_RETRY_SECONDS, float),
+        step_retry_max_seconds=_number(
+            env, "STEP_RETRY_MAX_SECONDS", defaults.STEP_RETRY_MAX_SECONDS, float
+        ),
     )
 
 

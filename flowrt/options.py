@@ -21,6 +21,9 @@ class Options:
             that the reaper sends the execution's step to another worker.
         sticky_max: steps a worker queues for itself at once; further ones go to the shared
             queue, where the least busy worker takes them.
+        commit_attempts: attempts at a step's write when the database fails transiently.
+        commit_retry_s: seconds before the second attempt, doubled for each further one
+            up to `commit_retry_max_s`.
     """
 
     secret: bytes
@@ -30,6 +33,9 @@ class Options:
     live_max: int = 256
     lease_s: float = 3.0
     sticky_max: int = 256
+    commit_attempts: int = 5
+    commit_retry_s: float = 0.05
+    commit_retry_max_s: float = 1.0
 
     def __post_init__(self) -> None:
         if len(self.secret) < 16:
