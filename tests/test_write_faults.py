@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from conftest import LocalHttpServer, WorkerProcesses, line_of, wait_until, write_flow
+from test_faults import private_postgres  # noqa: F401 - a fixture: a PostgreSQL to stop
 
 import flowrt
 from flowrt.status import Status
@@ -327,3 +328,49 @@ def test_a_dropped_connection_at_a_steps_write_retries_the_write_alone(
     assert "AdminShutdown: terminating connection due to administrator command" in logs
     assert CANARY not in logs
     assert [p.name for p in handle.savepoints() if p.name] == ["flaky"]
+
+
+# --- the database away for longer than a step's retries ------------------------------------------
+
+SLEEPER_FLOW = textwrap.dedent("""
+    import flow_api
+
+    def handler(system, this):
+        for i in range(4):
+            this.sleep(1)
+        return this.success('slept')
+""")
+
+
+@pytest.mark.redis
+def test_a_step_that_keeps_meeting_a_database_away_is_dropped_after_its_retries_and_reaped_later(
+    flowrt_env, redis_url, tmp_path, request
+):
+    """PostgreSQL stops under a sleeping execution: its step is retried twice (set so), then
+    dropped with a log line; once PostgreSQL is back the reaper sends it on to the end."""
+    postgres = request.getfixturevalue("private_postgres")  # of test_faults
+    env = flowrt_env(
+        FLOWRT_DATABASE_URL=postgres.url,
+        FLOWRT_BROKER_URL=redis_url,
+        FLOWRT_QUEUE=QUEUE,
+        FLOWRT_LEASE_SECONDS="2",
+        FLOWRT_STEP_RETRIES="2",
+        FLOWRT_STEP_RETRY_SECONDS="0.1",
+    )
+    workers = WorkerProcesses(env, tmp_path)
+    try:
+        workers.start(WORKER)
+        workers.start_beat()
+        handle = flowrt.start(write_flow(tmp_path, SLEEPER_FLOW))
+        wait_until(lambda: handle.record().status is Status.WAITING, 30, "the first sleep")
+        postgres.stop()
+        wait_until(lambda: b"dropped after 2 retries" in workers.log(WORKER), 60, "the drop")
+        postgres.start()
+        record = handle.wait(60).record()
+        logs = workers.logs()
+    finally:
+        workers.stop_all()
+
+    assert record.status is Status.ENDED_SUCCESS, f"{record.message}\n{record.error}"
+    assert "retrying in 0.1 s (retry 1 of 2)" in logs and "(retry 3 of 2)" not in logs
+    assert [p.call for p in handle.savepoints()] == ["sleep"] * 4 + ["success"]
