@@ -60,3 +60,21 @@ MAX_CRASHES = 3
 # holds and exits anyway (FLOWRT_SHUTDOWN_GRACE_SECONDS); keep it under the supervisor's
 # stop grace (compose: 30 s).
 SHUTDOWN_GRACE_SECONDS = 20.0
+# Attempts at a step's database write after its Flow-API call was performed, within the step,
+# when the database fails transiently (FLOWRT_COMMIT_ATTEMPTS); the write alone is tried again,
+# never the call. Keep the attempts' total wait well under LEASE_SECONDS.
+COMMIT_ATTEMPTS = 5
+
+# Seconds before the second attempt at that write, doubled for each further one
+# (FLOWRT_COMMIT_RETRY_SECONDS), up to FLOWRT_COMMIT_RETRY_MAX_SECONDS.
+COMMIT_RETRY_SECONDS = 0.05
+COMMIT_RETRY_MAX_SECONDS = 1.0
+
+# Times a step task that met a transient database fault is sent again (FLOWRT_STEP_RETRIES);
+# after that it is dropped, and the reaper sends the execution on once its lease runs out.
+STEP_RETRIES = 8
+
+# Seconds before the first such retry, doubled for each further one (FLOWRT_STEP_RETRY_SECONDS),
+# up to FLOWRT_STEP_RETRY_MAX_SECONDS: 0.5, 1, 2, ... 30, 30 (about 90 s in all).
+STEP_RETRY_SECONDS = 0.5
+STEP_RETRY_MAX_SECONDS = 30.0

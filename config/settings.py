@@ -39,6 +39,12 @@ class Settings:
     max_step_seconds: float
     max_crashes: int
     shutdown_grace_seconds: float
+    commit_attempts: int = defaults.COMMIT_ATTEMPTS
+    commit_retry_seconds: float = defaults.COMMIT_RETRY_SECONDS
+    commit_retry_max_seconds: float = defaults.COMMIT_RETRY_MAX_SECONDS
+    step_retries: int = defaults.STEP_RETRIES
+    step_retry_seconds: float = defaults.STEP_RETRY_SECONDS
+    step_retry_max_seconds: float = defaults.STEP_RETRY_MAX_SECONDS
 
     @property
     def embedded_broker(self) -> bool:
@@ -57,6 +63,9 @@ class Settings:
             "sticky_max": self.sticky_max,
             "max_step_s": self.max_step_seconds,
             "max_crashes": self.max_crashes,
+            "commit_attempts": self.commit_attempts,
+            "commit_retry_s": self.commit_retry_seconds,
+            "commit_retry_max_s": self.commit_retry_max_seconds,
         }
 
     @property
@@ -95,6 +104,18 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         max_crashes=_count(env, "MAX_CRASHES", defaults.MAX_CRASHES),
         shutdown_grace_seconds=_positive(
             env, "SHUTDOWN_GRACE_SECONDS", defaults.SHUTDOWN_GRACE_SECONDS
+        ),
+        commit_attempts=_number(env, "COMMIT_ATTEMPTS", defaults.COMMIT_ATTEMPTS, int),
+        commit_retry_seconds=_number(
+            env, "COMMIT_RETRY_SECONDS", defaults.COMMIT_RETRY_SECONDS, float
+        ),
+        commit_retry_max_seconds=_number(
+            env, "COMMIT_RETRY_MAX_SECONDS", defaults.COMMIT_RETRY_MAX_SECONDS, float
+        ),
+        step_retries=_number(env, "STEP_RETRIES", defaults.STEP_RETRIES, int),
+        step_retry_seconds=_number(env, "STEP_RETRY_SECONDS", defaults.STEP_RETRY_SECONDS, float),
+        step_retry_max_seconds=_number(
+            env, "STEP_RETRY_MAX_SECONDS", defaults.STEP_RETRY_MAX_SECONDS, float
         ),
     )
 

@@ -309,3 +309,20 @@ class DivergedSignal(FlowSignal):
     def __init__(self, error: DeterminismError) -> None:
         super().__init__(error)
         self.error = error
+
+
+# --- broker --------------------------------------------------------------------------------------
+
+
+class DispatchError(FlowrtError):
+    """Raised when a step message cannot be sent (the broker is away); the lease covers it."""
+
+    def __init__(self, execution_id: str, problem: str) -> None:
+        super().__init__(execution_id, problem)
+        self.execution_id, self.problem = execution_id, problem
+
+    def __str__(self) -> str:
+        return (
+            f"cannot send the step of execution {self.execution_id}: {self.problem}; once its "
+            "lease runs out the reaper sends it again"
+        )

@@ -27,6 +27,9 @@ class Options:
             (blocked outside Python code) and its worker replaces itself.
         max_crashes: worker deaths at one savepoint after which an execution is quarantined
             (ENDED_ERROR) instead of being handed to another worker.
+        commit_attempts: attempts at a step's write when the database fails transiently.
+        commit_retry_s: seconds before the second attempt, doubled for each further one
+            up to `commit_retry_max_s`.
     """
 
     secret: bytes
@@ -39,6 +42,9 @@ class Options:
     max_step_s: float = 600.0
     stop_grace_s: float = 5.0
     max_crashes: int = 3
+    commit_attempts: int = 5
+    commit_retry_s: float = 0.05
+    commit_retry_max_s: float = 1.0
 
     def __post_init__(self) -> None:
         if len(self.secret) < 16:

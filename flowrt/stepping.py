@@ -15,7 +15,7 @@ from typing import Any
 from flowrt.children import Children
 from flowrt.clock import utc_now
 from flowrt.dispatch import StepTicket
-from flowrt.errors import EndSignal, FlowrtError
+from flowrt.errors import DispatchError, EndSignal, FlowrtError
 from flowrt.live import (
     Diverged,
     Event,
@@ -30,6 +30,7 @@ from flowrt.live import (
 from flowrt.performers import Answer, End, Restore, StepContext, Wait, perform
 from flowrt.status import Status
 from flowrt.storage.base import ExecutionRecord, LogRecord, SavepointRecord, StepCommit
+from flowrt.storage.faults import Backoff, describe, is_permanent, retry_transient
 
 log = logging.getLogger("flowrt")
 
@@ -224,7 +225,10 @@ class Stepping(Children):
         While the execution stays live here, the step message is sent first and travels while
         the commit runs; that step waits for the commit before it performs anything, so no
         call is performed before its savepoint is stored. If the commit loses its fence, the
-        step finds the database elsewhere and does nothing.
+        step finds the database elsewhere and does nothing. If the message cannot be sent
+        (the broker is away), the savepoint is stored all the same, so the call just
+        performed is not performed again: the execution is unloaded here and in the database,
+        and the reaper sends its step again once the broker takes messages.
         """
         # The live execution keeps its head without the answer blob it no longer needs.
         live.head, live.pending = replace(savepoint, answer=None), event.call
@@ -242,26 +246,94 @@ class Stepping(Children):
             # Not for this worker now: commit first, then the least busy worker takes it.
             live.owned = False
             changes = {**commit.changes, "worker": None, "lease_until": self.lease_until()}
-            stored = self.store.commit_step(replace(commit, changes=changes))
+            stored = self._write(live, replace(commit, changes=changes))
             live.end_commit(stored)
             if stored:
-                self.dispatcher.enqueue_step(self._ticket(live))
+                self._send(live)  # if it fails, the queued lease runs out: the reaper sends it
             elif kept:
                 self.live.forget(live)
             return
-        stored, began = False, time.monotonic()
+        stored, sent, began = False, False, time.monotonic()
         commit = replace(commit, changes={**commit.changes, "lease_until": self.lease_until()})
         live.step_expected_by = began + self.options.lease_s
         try:
             self._queued_here.add(live.execution_id)
-            self.dispatcher.enqueue_step(self._ticket(live), worker=self.worker)
-            stored = self.store.commit_step(commit)
+            sent = self._send(live, self.worker)
+            stored = self._write(live, commit)
         finally:
             if stored:
                 live.lease_deadline = began + self.options.lease_s
             live.end_commit(stored)
-            if not stored:
+            if not sent:
+                self._queued_here.discard(live.execution_id)
+            if not (stored and sent):
                 self.live.forget(live)
+        if stored and not sent:
+            # No holder: the reaper sends it on as soon as it can, and counts no crash.
+            self.store.unload(live.execution_id, live.version, self.holder)
+
+    def _send(self, live: LiveExecution, worker: str | None = None) -> bool:
+        """Enqueue the step of `live`'s pending call; False if the broker cannot take it."""
+        try:
+            self.dispatcher.enqueue_step(self._ticket(live), worker=worker)
+        except DispatchError as error:
+            log.warning("%s", error)
+            return False
+        return True
+
+    def _write(self, live: LiveExecution, commit: StepCommit) -> bool:
+        """Store `commit`; a write the database refuses for good ends the execution.
+
+        Returns whether it was stored: False also when its fence was lost.
+        """
+        try:
+            return self._store_step(commit)
+        except Exception as error:
+            if not is_permanent(error):
+                raise
+            pending = live.pending.line if live.pending is not None else None
+            line = commit.savepoint.line if commit.savepoint is not None else pending
+            self._end_refused(commit.execution_id, commit.version, error, line)
+            return False
+
+    def _store_step(self, commit: StepCommit) -> bool:
+        """Store `commit`, trying the write alone again while the database fails transiently.
+
+        The step's call was performed already: retrying the whole step would perform it
+        again. A write that failed as its connection dropped may have been stored all the
+        same; an attempt after it that finds its own savepoint at the head says so.
+        """
+        failed = False
+
+        def attempt() -> bool:
+            nonlocal failed
+            try:
+                stored = self.store.commit_step(commit)
+            except Exception:
+                failed = True
+                raise
+            return stored or (failed and self._stored_before(commit))
+
+        def on_retry(error: BaseException, delay_s: float) -> None:
+            log.warning(
+                "execution %s: storing version %s failed (%s); trying the write again in %.2f s",
+                commit.execution_id,
+                commit.version,
+                describe(error),
+                delay_s,
+            )
+
+        options = self.options
+        backoff = Backoff(
+            options.commit_attempts, options.commit_retry_s, options.commit_retry_max_s
+        )
+        return retry_transient(attempt, backoff, time.sleep, on_retry)
+
+    def _stored_before(self, commit: StepCommit) -> bool:
+        if commit.savepoint is None:
+            return False  # unknown: the caller treats it as a lost fence, which is safe
+        record = self.store.get_execution(commit.execution_id)
+        return record.version == commit.version + 1 and record.head_id == commit.savepoint.id
 
     def _stamped(self, commit: StepCommit) -> StepCommit:
         # Every step write records where the execution is loaded, unless it says otherwise.
@@ -269,10 +341,10 @@ class Stepping(Children):
 
     def _commit(self, live: LiveExecution, commit: StepCommit) -> bool:
         commit = self._stamped(commit)
-        if self.store.commit_step(commit):
+        if self._write(live, commit):
             self._apply(live, commit)
             return True
-        log.info("execution %s moved past version %s", live.execution_id, commit.version)
+        log.info("execution %s was not stored at version %s", live.execution_id, commit.version)
         self.live.release(live.execution_id)
         live.close()
         return False
@@ -358,12 +430,32 @@ class Stepping(Children):
     ) -> bool:
         changes = _ended(Status.ENDED_ERROR)
         changes.update(message=message, error=trace or message, error_line=line, worker=None)
-        if not self.store.commit_step(StepCommit(execution_id, version, changes)):
+        if not self._store_step(StepCommit(execution_id, version, changes)):
             return False
         parent_id = self.store.get_execution(execution_id).parent_id
         if parent_id is not None:
             self._wake(parent_id)
         return True
+
+    def fail_write(self, execution_id: str, version: int, error: BaseException) -> None:
+        """End an execution ENDED_ERROR, if still at `version`, as the database refused a write."""
+        self._end_refused(execution_id, version, error, None)
+
+    def _end_refused(
+        self, execution_id: str, version: int, error: BaseException, line: int | None
+    ) -> None:
+        # Never retried: the same write would be refused again. The message names the
+        # database's error, never the statement's parameters (they hold flow variables).
+        cause = describe(error)
+        at = f" at line {line}" if line is not None else ""
+        message = (
+            f"the database refused to store this execution's step{at}: {cause}; "
+            "remove the cause, then restore the execution"
+        )
+        log.error(
+            "execution %s v%s ends: the database refused it (%s)", execution_id, version, cause
+        )
+        self._end_error(version, execution_id, message, None, line)
 
 
 def _ended(status: Status) -> dict[str, Any]:

@@ -14,14 +14,15 @@ from celery import Celery, Task, signals
 from celery.utils.nodenames import worker_direct
 from kombu.exceptions import ChannelError
 from kombu.exceptions import OperationalError as BrokerError
-from sqlalchemy.exc import DBAPIError
 
 from config import Settings, celery_config
 from flowrt import leases
 from flowrt.dispatch import StepTicket
+from flowrt.errors import DispatchError
 from flowrt.options import Options
 from flowrt.runtime import Runtime
 from flowrt.storage import open_store
+from flowrt.storage.faults import Backoff, describe, is_permanent, is_transient
 from tasks import shutdown
 from tasks.reconnect import keep_transport_client_on_close
 
@@ -29,7 +30,6 @@ log = logging.getLogger("flowrt.tasks")
 
 STEP = "flowrt.step"
 REAP = "flowrt.reap"
-RETRY_DELAY_S = 1.0
 
 
 class CeleryDispatcher:
@@ -53,7 +53,10 @@ class CeleryDispatcher:
         if eta is not None:
             options["eta"] = eta
         args = (ticket.execution_id, ticket.version, ticket.head_id)
-        self.app.tasks[STEP].apply_async(args, **options)
+        try:
+            self.app.tasks[STEP].apply_async(args, **options)
+        except BrokerError as error:  # the core knows no kombu: it gets a flowrt error
+            raise DispatchError(ticket.execution_id, f"{type(error).__name__}: {error}") from None
 
 
 def create_app(settings: Settings) -> Celery:
@@ -114,15 +117,12 @@ def create_app(settings: Settings) -> Celery:
         runtime = runtime_of(app, getattr(app, "flowrt_hostname", None))
         try:
             runtime.step(execution_id, int(version), head_id)
-        except (DBAPIError, BrokerError) as error:
-            # The database or broker is away: try the same step again rather than lose it.
-            log.warning("step %s v%s failed (%s); retrying", execution_id, version, error)
-            raise self.retry(countdown=RETRY_DELAY_S, exc=error) from None
-        except Exception:
-            # A fault of flowrt itself: end the execution where people look, with the trace,
-            # rather than leave it RUNNING with no step; it can be restored once fixed.
-            log.exception("step %s v%s failed", execution_id, version)
-            runtime.fail(execution_id, int(version), traceback.format_exc())
+        except (DispatchError, BrokerError) as error:
+            # What the step wrote is stored; only its next message is missing. The lease of
+            # the execution runs out and the reaper sends it again once the broker is back.
+            log.warning("step %s v%s: %s", execution_id, version, error)
+        except Exception as error:
+            on_step_error(self, runtime, execution_id, int(version), error)
 
     @app.task(name=REAP, shared=False, acks_late=False)
     def reap_task() -> None:
@@ -134,6 +134,46 @@ def create_app(settings: Settings) -> Celery:
         """Do nothing: a message that wakes an embedded worker so it sees it must stop."""
 
     return app
+
+
+def on_step_error(
+    task: Task, runtime: Runtime, execution_id: str, version: int, error: Exception
+) -> None:
+    """Retry a step after a transient database fault, a bounded number of times; end the
+    execution after a permanent one (never retried) or a fault of flowrt itself."""
+    settings: Settings = task.app.flowrt_settings
+    if is_transient(error):
+        retries = task.request.retries
+        if retries >= settings.step_retries:
+            log.error(
+                "step %s v%s dropped after %d retries (%s); the reaper sends it again once "
+                "its lease runs out",
+                *(execution_id, version, retries, describe(error)),
+            )
+            return
+        backoff = Backoff(0, settings.step_retry_seconds, settings.step_retry_max_seconds)
+        delay_s = backoff.delay_s(retries)
+        log.warning(
+            "step %s v%s failed (%s); retrying in %.1f s (retry %d of %d)",
+            *(execution_id, version, describe(error), delay_s, retries + 1),
+            settings.step_retries,
+        )
+        try:
+            # No `exc`: Celery would log it, and SQLAlchemy's text of it shows the statement.
+            raise task.retry(countdown=delay_s)
+        except BrokerError as lost:
+            log.warning("step %s v%s not retried: %s", execution_id, version, lost)
+            return
+    try:
+        if is_permanent(error):
+            runtime.fail_write(execution_id, version, error)
+        else:
+            # A fault of flowrt itself: end the execution where people look, with the trace,
+            # rather than leave it RUNNING with no step; it can be restored once fixed.
+            log.exception("step %s v%s failed", execution_id, version)
+            runtime.fail(execution_id, version, traceback.format_exc())
+    except Exception as failed:  # the lease runs out and the reaper sends the step again
+        log.error("step %s v%s cannot be ended (%s)", execution_id, version, describe(failed))
 
 
 def reap(app: Celery) -> None:

@@ -34,6 +34,7 @@ SAMPLES: list[BaseException] = [
     errors.ConnectorError("x"),
     errors.ConnectorNotFoundError("crm"),
     errors.HttpStatusError("post", "http://x/y", 500, "down"),
+    errors.DispatchError("id", "OperationalError: Connection refused"),
 ]
 
 

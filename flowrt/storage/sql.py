@@ -54,15 +54,22 @@ def open_store(url: str, *, migrate: bool | None = None, pre_ping: bool = True) 
 
 
 def create_engine(url: str, pre_ping: bool = True) -> sa.Engine:
-    """An engine for `url`, tuned for flowrt (SQLite: WAL and immediate write locks)."""
+    """An engine for `url`, tuned for flowrt (SQLite: WAL and immediate write locks).
+
+    Its errors never show statement parameters: they hold flow variables and outputs.
+    """
     if url.startswith(("postgres://", "postgresql://")):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     parsed = sa.make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return sa.create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=pre_ping)
+        return sa.create_engine(
+            url, pool_size=10, max_overflow=20, pool_pre_ping=pre_ping, hide_parameters=True
+        )
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+    engine = sa.create_engine(
+        url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True
+    )
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
