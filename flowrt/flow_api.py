@@ -11,15 +11,46 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from flowrt.errors import DependencyFailedError, FlowApiError
+from flowrt.errors import (
+    AnswerTooLargeError,
+    ConnectorConfigError,
+    ConnectorError,
+    ConnectorNotFoundError,
+    DependencyFailedError,
+    FlowApiError,
+    FlowNotFoundError,
+    ForeignSavepointError,
+    HttpStatusError,
+    InvalidCallError,
+    NotFoundError,
+    RestoreLoopError,
+    SavepointNotFoundError,
+    ScriptError,
+    SerializationError,
+    UnstorableValueError,
+)
 
 if TYPE_CHECKING:
     from flowrt.live import LiveExecution
 
 __all__ = [
-    # what a flow may catch
+    # what a flow may catch: FlowApiError and every error a call raises for what it asked
+    "AnswerTooLargeError",
+    "ConnectorConfigError",
+    "ConnectorError",
+    "ConnectorNotFoundError",
     "DependencyFailedError",
     "FlowApiError",
+    "FlowNotFoundError",
+    "ForeignSavepointError",
+    "HttpStatusError",
+    "InvalidCallError",
+    "NotFoundError",
+    "RestoreLoopError",
+    "SavepointNotFoundError",
+    "ScriptError",
+    "SerializationError",
+    "UnstorableValueError",
     # the objects a flow is handed
     "ChildExecution",
     "ConnectorResult",
