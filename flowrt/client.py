@@ -15,7 +15,7 @@ from flowrt.embedded import EmbeddedWorker
 from flowrt.errors import ConfigurationError
 from flowrt.options import Options
 from flowrt.runtime import Runtime
-from flowrt.script import FLOW, FlowScript, resolve_flow
+from flowrt.script import FLOW, FlowScript, read_source, resolve_flow
 from flowrt.status import Status
 from flowrt.storage import ExecutionRecord, LogRecord, NamedRecord, SavepointRecord, open_store
 from flowrt.values import check_json, check_name
@@ -89,7 +89,7 @@ class Client:
 
     def register_flow(self, name: str, path: str | Path) -> None:
         """Store the flow file at `path` under `name`, so `start(name)` and children find it."""
-        source = Path(path).read_text()
+        source = read_source(path, name)
         FlowScript.compile(name, source)
         self.store.put_named(FLOW, name, {"source": source})
 
