@@ -254,3 +254,32 @@ def handler(system, this):
         "ConnectorNotFoundError",
         "InvalidCallError",
     ]
+
+
+# --- the CLI refuses configuration the workers could not use -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("--type", "sql", "--url", "not a url"), "'not a url' is not a SQLAlchemy URL"),
+        (("--type", "sql", "--url", "nosuchdb://h/db"), "names the backend 'nosuchdb'"),
+        (("--type", "rest", "--base-url", "not a url"), "is not an http(s) URL with a host"),
+        (("--type", "rest", "--base-url", "http://h", "--timeout", "nan"), "NaN and Infinity"),
+        (("--type", "rest", "--base-url", "http://h", "--timeout", "0"), "positive number"),
+    ],
+)
+def test_connector_set_with_a_configuration_its_type_cannot_use_exits_2_and_saves_nothing(
+    env: dict[str, str], args: tuple[str, ...], says: str
+) -> None:
+    result = flowrt_process(env, "connector", "set", "x", *args)
+
+    assert_one_line_error(result, says)
+    assert flowrt.default_client().list_named("connector") == []
+
+
+def test_setting_set_with_a_nan_value_exits_2_and_saves_nothing(env: dict[str, str]) -> None:
+    result = flowrt_process(env, "setting", "set", "s", "NaN")
+
+    assert_one_line_error(result, "the value cannot be stored", "NaN and Infinity")
+    assert flowrt.default_client().list_named("setting") == []
