@@ -84,7 +84,7 @@ class Client:
     def set_connector(self, name: str, type: str, **config: Any) -> None:
         """Create or replace connector `name`: `type='sql', url=...` or `'rest', base_url=...`."""
         check_name("connector set", "the connector name", name)
-        config = check_json("connector set", "the configuration", config)
+        config = check_json("connector set", "config", config)
         self.store.put_named(CONNECTOR, name, check_config(name, type, config))
 
     def register_flow(self, name: str, path: str | Path) -> None:

@@ -126,15 +126,23 @@ def test_a_bad_argument_is_an_invalid_call_error_at_the_flows_line_not_an_intern
     assert says in record.outputs["says"] and says in (record.message or "")
 
 
+@pytest.mark.parametrize(
+    ("call", "says"),
+    [
+        ("system.setting('lock').save(value=threading.Lock())", "not JSON serializable"),
+        ("system.setting('lock').save(value=(l := []).append(l) or l)", "Circular reference"),
+    ],
+)
 def test_a_value_that_cannot_be_serialised_is_refused_at_the_flows_line(
-    backend: Client, tmp_path: Path
+    backend: Client, tmp_path: Path, call: str, says: str
 ) -> None:
-    handle = run_catching(tmp_path, "system.setting('lock').save(value=threading.Lock())")
+    handle = run_catching(tmp_path, call)
 
     record = handle.record()
     assert record.status is Status.ENDED_ERROR and record.error_line == UNCAUGHT_LINE
     assert record.outputs["caught"] == "SerializationError"
     assert "value must be JSON-serialisable" in record.outputs["says"]
+    assert says in record.outputs["says"]
     assert backend.get_setting("lock") is None
 
 
