@@ -15,9 +15,10 @@ from flowrt.embedded import EmbeddedWorker
 from flowrt.errors import ConfigurationError
 from flowrt.options import Options
 from flowrt.runtime import Runtime
-from flowrt.script import FLOW, FlowScript, resolve_flow
+from flowrt.script import FLOW, FlowScript, read_source, resolve_flow
 from flowrt.status import Status
 from flowrt.storage import ExecutionRecord, LogRecord, NamedRecord, SavepointRecord, open_store
+from flowrt.values import check_json, check_name
 
 SETTING = "setting"
 
@@ -57,6 +58,8 @@ class Client:
     def start(self, flow: str, inputs: dict[str, Any] | None = None) -> Handle:
         """Start the flow `flow` (a file path or a registered name) and return its handle."""
         name, source = self.resolve_flow(flow)
+        if inputs is not None:
+            check_json("start", "inputs", inputs)
         if self.settings.embedded_broker:
             self.ensure_worker()
         record = self.runtime.start(name, source, inputs)
@@ -80,17 +83,20 @@ class Client:
 
     def set_connector(self, name: str, type: str, **config: Any) -> None:
         """Create or replace connector `name`: `type='sql', url=...` or `'rest', base_url=...`."""
-        self.store.put_named(CONNECTOR, name, check_config(type, config))
+        check_name("connector set", "the connector name", name)
+        config = check_json("connector set", "config", config)
+        self.store.put_named(CONNECTOR, name, check_config(name, type, config))
 
     def register_flow(self, name: str, path: str | Path) -> None:
         """Store the flow file at `path` under `name`, so `start(name)` and children find it."""
-        source = Path(path).read_text()
+        source = read_source(path, name)
         FlowScript.compile(name, source)
         self.store.put_named(FLOW, name, {"source": source})
 
     def set_setting(self, name: str, value: Any) -> None:
         """Create or replace the setting `name` (any JSON value)."""
-        self.store.put_named(SETTING, name, value)
+        check_name("setting set", "the setting name", name)
+        self.store.put_named(SETTING, name, check_json("setting set", "the value", value))
 
     def get_setting(self, name: str) -> Any:
         """The value of the setting `name`, or None if there is none."""

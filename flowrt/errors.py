@@ -7,6 +7,14 @@ class FlowrtError(Exception):
     """Raised for any failure flowrt itself reports; the root of every flowrt error."""
 
 
+class FlowApiError(FlowrtError):
+    """Raised inside a flow when a Flow-API call fails; the flow may catch it.
+
+    Every error a call raises because of what the flow asked derives from it, also those
+    that live in another subtree (a missing setting is a `NotFoundError` as well).
+    """
+
+
 # --- configuration -------------------------------------------------------------------------
 
 
@@ -17,7 +25,7 @@ class ConfigurationError(FlowrtError):
 # --- scripts ---------------------------------------------------------------------------------
 
 
-class ScriptError(FlowrtError):
+class ScriptError(FlowApiError):
     """Raised when a flow script cannot be started: it does not compile or has no handler."""
 
     def __init__(self, flow: str, problem: str, line: int | None = None) -> None:
@@ -29,7 +37,7 @@ class ScriptError(FlowrtError):
         return f"flow {self.flow!r} cannot start{where}: {self.problem}"
 
 
-class FlowNotFoundError(FlowrtError):
+class FlowNotFoundError(FlowApiError):
     """Raised when a flow is neither a readable file nor the name of a registered flow."""
 
     def __init__(self, ref: str) -> None:
@@ -75,7 +83,7 @@ class ExecutionNotFoundError(StorageError):
         return f"no execution {self.execution_id!r}; `flowrt executions` lists them"
 
 
-class NotFoundError(StorageError):
+class NotFoundError(StorageError, FlowApiError):
     """Raised when a named connector, setting, file or flow does not exist."""
 
     def __init__(self, kind: str, name: str, hint: str = "") -> None:
@@ -108,7 +116,7 @@ class SavepointError(FlowrtError):
     """Raised when a savepoint cannot be found, trusted or restored."""
 
 
-class SavepointNotFoundError(SavepointError):
+class SavepointNotFoundError(SavepointError, FlowApiError):
     """Raised when a restore names a savepoint the execution does not have."""
 
     def __init__(self, execution_id: str, ref: str, by: str) -> None:
@@ -124,7 +132,7 @@ class SavepointNotFoundError(SavepointError):
         )
 
 
-class ForeignSavepointError(SavepointError):
+class ForeignSavepointError(SavepointError, FlowApiError):
     """Raised when a restore names a savepoint that belongs to another execution."""
 
     def __init__(self, execution_id: str, savepoint_id: str, owner_id: str) -> None:
@@ -138,7 +146,7 @@ class ForeignSavepointError(SavepointError):
         )
 
 
-class RestoreLoopError(SavepointError):
+class RestoreLoopError(SavepointError, FlowApiError):
     """Raised when a flow restores the same savepoint more often than `max_restores` allows."""
 
     def __init__(self, savepoint_id: str, name: str | None, restored: int, limit: int) -> None:
@@ -199,10 +207,6 @@ class DeterminismError(ReplayError):
 # --- Flow-API -----------------------------------------------------------------------------------
 
 
-class FlowApiError(FlowrtError):
-    """Raised inside a flow when a Flow-API call fails; the flow may catch it."""
-
-
 class InvalidCallError(FlowApiError):
     """Raised when a Flow-API call is given arguments it cannot use."""
 
@@ -216,6 +220,20 @@ class SerializationError(FlowApiError):
 
     def __str__(self) -> str:
         return f"{self.call}: {self.problem}"
+
+
+class UnstorableValueError(SerializationError):
+    """Raised when a value holds what the database would refuse: NUL, NaN, a long name, ...
+
+    `what` names the value (say `output_value['x']`), `problem` what is wrong with it.
+    """
+
+    def __init__(self, call: str, what: str, problem: str) -> None:
+        FlowApiError.__init__(self, call, what, problem)  # its args are these three
+        self.call, self.what, self.problem = call, what, problem
+
+    def __str__(self) -> str:
+        return f"{self.call}: {self.what} cannot be stored: {self.problem}"
 
 
 class AnswerTooLargeError(FlowApiError):
@@ -266,6 +284,20 @@ class ConnectorNotFoundError(ConnectorError):
     def __str__(self) -> str:
         return (
             f"no connector named {self.name!r}; configure it with "
+            f"`flowrt connector set {self.name} --type sql|rest ...`"
+        )
+
+
+class ConnectorConfigError(ConnectorError):
+    """Raised when a connector's configuration is unusable (at `connector set`, or at connect)."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(name, problem)
+        self.name, self.problem = name, problem
+
+    def __str__(self) -> str:
+        return (
+            f"connector {self.name!r} is misconfigured: {self.problem}; fix it with "
             f"`flowrt connector set {self.name} --type sql|rest ...`"
         )
 

@@ -11,15 +11,47 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from flowrt.errors import DependencyFailedError, FlowApiError
+from flowrt.errors import (
+    AnswerTooLargeError,
+    ConnectorConfigError,
+    ConnectorError,
+    ConnectorNotFoundError,
+    DependencyFailedError,
+    FlowApiError,
+    FlowNotFoundError,
+    ForeignSavepointError,
+    HttpStatusError,
+    InvalidCallError,
+    NotFoundError,
+    RestoreLoopError,
+    SavepointNotFoundError,
+    ScriptError,
+    SerializationError,
+    UnstorableValueError,
+)
+from flowrt.values import check_json, check_name, check_seconds, check_text, check_timestamp
 
 if TYPE_CHECKING:
     from flowrt.live import LiveExecution
 
 __all__ = [
-    # what a flow may catch
+    # what a flow may catch: FlowApiError and every error a call raises for what it asked
+    "AnswerTooLargeError",
+    "ConnectorConfigError",
+    "ConnectorError",
+    "ConnectorNotFoundError",
     "DependencyFailedError",
     "FlowApiError",
+    "FlowNotFoundError",
+    "ForeignSavepointError",
+    "HttpStatusError",
+    "InvalidCallError",
+    "NotFoundError",
+    "RestoreLoopError",
+    "SavepointNotFoundError",
+    "ScriptError",
+    "SerializationError",
+    "UnstorableValueError",
     # the objects a flow is handed
     "ChildExecution",
     "ConnectorResult",
@@ -104,15 +136,19 @@ class Execution:
         recorded result without calling again. A call in flight when its worker dies runs
         again (at-least-once) with the same idempotency key. Blocks for the call's duration.
         """
+        check_name("connect", "the connector name", name)
         return ConnectorResult(self._live.call("connect", (name,), params))
 
     def log(self, *args: Any) -> None:
         """Append a line to the execution's log.
 
         Durability: creates a savepoint; the log line is written once per committed step,
-        and is kept by restores and archiving. Replay writes nothing.
+        and is kept by restores and archiving. Replay writes nothing. A line holding a NUL
+        character or a lone surrogate raises `UnstorableValueError` and is not written.
         """
-        self._live.call("log", tuple(str(a) for a in args), {})
+        parts = tuple(str(a) for a in args)
+        check_text("log", "the log line", " ".join(parts))
+        self._live.call("log", parts, {})
 
     def get(self, field: str) -> Any:
         """Read `'input_value'`, `'output_value'`, `'status'`, `'message'`, `'id'` or `'name'`.
@@ -125,8 +161,13 @@ class Execution:
         """Store `output_value=` (a JSON object) and/or `message=` on the execution.
 
         Durability: creates a savepoint; the new outputs are part of the execution's state, so a
-        restore to an earlier savepoint brings the earlier outputs back.
+        restore to an earlier savepoint brings the earlier outputs back. Outputs holding NaN,
+        Infinity, NUL or lone surrogates raise `UnstorableValueError` and change nothing.
         """
+        if fields.get("message") is not None:
+            check_text("save", "message", str(fields["message"]))
+        if "output_value" in fields:
+            check_json("save", "output_value", fields["output_value"])
         answer = self._live.call("save", (), fields)
         self._live.state.outputs = answer["output_value"]
         self._live.state.message = answer["message"]
@@ -136,6 +177,8 @@ class Execution:
 
         Durability: creates a savepoint (restoring it ends the execution again). Never returns.
         """
+        if message is not None:
+            check_text("success", "message", str(message))
         self._live.call("success", (message,), {})
         raise AssertionError("unreachable: success() ends the execution")
 
@@ -144,6 +187,7 @@ class Execution:
 
         Durability: creates a savepoint. Never returns.
         """
+        check_text("error", "message", str(message))
         self._live.call("error", (message,), {})
         raise AssertionError("unreachable: error() ends the execution")
 
@@ -152,16 +196,18 @@ class Execution:
 
         Durability: creates a savepoint; the wake-up time is fixed when the sleep is first
         performed, so a restarted step does not sleep again from the start. Replay skips it.
+        `seconds` must be a finite number from 0 to `flowrt.values.MAX_SLEEP_S` (10 years),
+        else `InvalidCallError` is raised at once.
         """
-        self._live.call("sleep", (float(seconds),), {})
+        self._live.call("sleep", (check_seconds("sleep", seconds),), {})
 
     def sleep_until(self, when: datetime | float) -> None:
         """Wait until `when` (an aware datetime or a Unix timestamp); see `sleep`.
 
-        Durability: as `sleep`.
+        Durability: as `sleep`. A time more than 10 years ahead raises `InvalidCallError`.
         """
-        timestamp = when.timestamp() if isinstance(when, datetime) else float(when)
-        self._live.call("sleep_until", (timestamp,), {})
+        timestamp = when.timestamp() if isinstance(when, datetime) else when
+        self._live.call("sleep_until", (check_timestamp("sleep_until", timestamp),), {})
 
     def flow(
         self, name_or_path: str, inputs: dict[str, Any] | None = None, wait: bool = True
@@ -175,6 +221,10 @@ class Execution:
         Durability: creates a savepoint; a step that runs again finds the child it started
         rather than starting another. While it waits, the parent holds no worker slot.
         """
+        if isinstance(name_or_path, str):
+            check_text("flow", "the flow name", name_or_path)
+        if inputs is not None:
+            check_json("flow", "inputs", inputs)
         ref = self._live.call("flow", (name_or_path, inputs, bool(wait)), {})
         return ChildExecution(self._live, ref)
 
@@ -204,8 +254,11 @@ class Execution:
         """Create an explicit savepoint, optionally named, and describe it.
 
         Durability: is a savepoint. When the execution is restored to it, `save_dump` returns
-        again (like `setjmp`) with `restored` counted up, so a flow can stop retrying.
+        again (like `setjmp`) with `restored` counted up, so a flow can stop retrying. A name
+        is a str of at most 200 characters (`InvalidCallError`, `UnstorableValueError`).
         """
+        if name is not None:
+            check_name("save_dump", "the savepoint name", name)
         return self._live.call("save_dump", (name,), {}, label=name)  # type: ignore[no-any-return]
 
     def load_dump(self, ref: str, by: str = "id") -> NoReturn:
@@ -215,6 +268,7 @@ class Execution:
         `ref`, and that savepoint's call runs again. A name means the newest savepoint of that
         name on the current timeline. Settings, files and outside systems are not rolled back.
         """
+        check_text("load_dump", "the savepoint ref", str(ref))
         self._live.call("load_dump", (str(ref), by), {})
         raise AssertionError("unreachable: load_dump() restores the execution")
 
@@ -244,26 +298,37 @@ class _Record:
     def __init__(self, live: LiveExecution, name: str) -> None:
         self._live, self.name = live, name
 
+    def _check_name(self, method: str) -> None:
+        check_name(f"{self.kind}.{method}", f"the {self.kind} name", self.name)
+
     def get(self, field: str | None = None) -> Any:
         """Read a field of the record (default: `'value'` of a setting, `'content'` of a file).
 
         Durability: creates a savepoint; replay returns the value read the first time.
         """
+        self._check_name("get")
         return self._live.call(f"{self.kind}.get", (self.name, field), {})
 
     def save(self, **fields: Any) -> None:
         """Create or update the record with `fields`.
 
         Durability: creates a savepoint; performed at least once; a restore does not undo it.
+        A value JSON cannot hold, or holding NaN, NUL or a lone surrogate, is refused at once.
         """
+        self._check_name("save")
+        for field, value in fields.items():
+            if not (self.kind == "file" and isinstance(value, (bytes, bytearray))):
+                check_json(f"{self.kind}.save", field, value)
         self._live.call(f"{self.kind}.save", (self.name,), fields)
 
     def exists(self) -> bool:
         """True when the record exists. Durability: creates a savepoint."""
+        self._check_name("exists")
         return bool(self._live.call(f"{self.kind}.exists", (self.name,), {}))
 
     def delete(self) -> None:
         """Delete the record. Durability: creates a savepoint; a restore does not undo it."""
+        self._check_name("delete")
         self._live.call(f"{self.kind}.delete", (self.name,), {})
 
 

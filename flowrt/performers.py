@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -26,6 +25,7 @@ from flowrt.live import LiveExecution
 from flowrt.options import Options
 from flowrt.status import Status
 from flowrt.storage.base import ExecutionRecord, LogRecord, SavepointRecord, Store
+from flowrt.values import check_json, check_seconds, check_wake
 
 ChildStarter = Callable[[LiveExecution, str, "dict[str, Any] | None"], ExecutionRecord]
 
@@ -118,10 +118,8 @@ def _done(value: Any = None, **changes: Any) -> Answer:
 
 
 def _json(call: str, what: str, value: Any) -> Any:
-    try:
-        return json.loads(json.dumps(value))
-    except (TypeError, ValueError) as error:
-        raise SerializationError(call, f"{what} must be JSON-serialisable: {error}") from None
+    # flow_api checked what the flow hands in; this also guards what flowrt hands back.
+    return check_json(call, what, value)
 
 
 # --- the execution -------------------------------------------------------------------------------
@@ -188,7 +186,7 @@ def _save(context: StepContext, **fields: Any) -> Result:
 
 @performer("success")
 def _success(context: StepContext, message: str | None) -> Result:
-    return End(Status.ENDED_SUCCESS, message)
+    return End(Status.ENDED_SUCCESS, None if message is None else str(message))
 
 
 @performer("error")
@@ -198,12 +196,13 @@ def _error(context: StepContext, message: str) -> Result:
 
 @performer("sleep")
 def _sleep(context: StepContext, seconds: float) -> Result:
-    return _wait_until(context, context.now + timedelta(seconds=max(seconds, 0.0)))
+    return _wait_until(context, context.now + timedelta(seconds=check_seconds("sleep", seconds)))
 
 
 @performer("sleep_until")
 def _sleep_until(context: StepContext, timestamp: float) -> Result:
-    return _wait_until(context, datetime.fromtimestamp(timestamp, UTC))
+    wake_s = check_wake("sleep_until", timestamp, context.now.timestamp())
+    return _wait_until(context, datetime.fromtimestamp(wake_s, UTC))
 
 
 def _wait_until(context: StepContext, until: datetime) -> Result:

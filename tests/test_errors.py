@@ -29,10 +29,12 @@ SAMPLES: list[BaseException] = [
     errors.FlowApiError("x"),
     errors.InvalidCallError("x"),
     errors.SerializationError("save", "bad"),
+    errors.UnstorableValueError("log", "the log line", "it holds a NUL character"),
     errors.AnswerTooLargeError("get", 10, 5),
     errors.DependencyFailedError("c1", "child", "ENDED_ERROR", "boom"),
     errors.ConnectorError("x"),
     errors.ConnectorNotFoundError("crm"),
+    errors.ConnectorConfigError("crm", "its base_url 'x' is not an http(s) URL"),
     errors.HttpStatusError("post", "http://x/y", 500, "down"),
     errors.DispatchError("id", "OperationalError: Connection refused"),
 ]
@@ -69,3 +71,45 @@ def test_an_error_survives_pickling_and_rebuilding_from_its_args(error):
     assert type(again) is type(error) and str(again) == str(error)
     assert str(rebuilt) == str(error)
     assert vars(again) == vars(error)
+
+
+# What a flow may cause with what it asks: each is a FlowApiError, its flow's `except` sees it.
+FLOW_CAUSED = [
+    errors.ScriptError,
+    errors.FlowNotFoundError,
+    errors.NotFoundError,
+    errors.SavepointNotFoundError,
+    errors.ForeignSavepointError,
+    errors.RestoreLoopError,
+    errors.InvalidCallError,
+    errors.SerializationError,
+    errors.UnstorableValueError,
+    errors.AnswerTooLargeError,
+    errors.DependencyFailedError,
+    errors.ConnectorError,
+    errors.ConnectorNotFoundError,
+    errors.ConnectorConfigError,
+    errors.HttpStatusError,
+]
+
+
+@pytest.mark.parametrize("cls", FLOW_CAUSED, ids=lambda c: c.__name__)
+def test_every_error_a_flow_can_cause_is_a_flow_api_error_exported_by_flow_api(cls):
+    from flowrt import flow_api
+
+    assert issubclass(cls, errors.FlowApiError)
+    assert getattr(flow_api, cls.__name__) is cls and cls.__name__ in flow_api.__all__
+
+
+def test_errors_made_flow_api_errors_keep_the_bases_other_code_catches():
+    assert issubclass(errors.NotFoundError, errors.StorageError)
+    assert issubclass(errors.SavepointNotFoundError, errors.SavepointError)
+    assert issubclass(errors.ForeignSavepointError, errors.SavepointError)
+    assert issubclass(errors.RestoreLoopError, errors.SavepointError)
+    assert issubclass(errors.UnstorableValueError, errors.SerializationError)
+    assert issubclass(errors.ConnectorConfigError, errors.ConnectorError)
+
+
+def test_faults_of_flowrt_or_of_the_database_are_not_flow_api_errors():
+    for cls in (errors.TamperedSavepointError, errors.DeterminismError, errors.SchemaError):
+        assert not issubclass(cls, errors.FlowApiError), cls

@@ -6,7 +6,12 @@ import abc
 import threading
 from typing import Any, ClassVar
 
-from flowrt.errors import ConnectorError, ConnectorNotFoundError, InvalidCallError
+from flowrt.errors import (
+    ConnectorConfigError,
+    ConnectorError,
+    ConnectorNotFoundError,
+    InvalidCallError,
+)
 from flowrt.storage.base import Store
 
 KIND = "connector"
@@ -22,6 +27,11 @@ class Connector(abc.ABC):
 
     def __init__(self, name: str, config: dict[str, Any]) -> None:
         self.name, self.config = name, config
+
+    @classmethod
+    def check(cls, config: dict[str, Any]) -> str | None:
+        """What is wrong with `config` (its keys are known and present), or None if nothing."""
+        return None
 
     @abc.abstractmethod
     def call(self, params: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
@@ -48,8 +58,9 @@ def connector_types() -> dict[str, type[Connector]]:
     return {cls.type_name: cls for cls in (SqlConnector, RestConnector)}
 
 
-def check_config(type_name: str, config: dict[str, Any]) -> dict[str, Any]:
-    """Validate a connector configuration; raises `ConnectorError` saying what to fix."""
+def check_config(name: str, type_name: str, config: dict[str, Any]) -> dict[str, Any]:
+    """Validate the configuration of connector `name`; raises `ConnectorError` saying what
+    to fix (`ConnectorConfigError` for a value its type cannot use, say a malformed URL)."""
     types = connector_types()
     if type_name not in types:
         raise ConnectorError(
@@ -65,6 +76,9 @@ def check_config(type_name: str, config: dict[str, Any]) -> dict[str, Any]:
             f"a {type_name} connector takes no {', '.join(unknown)}; "
             f"it takes {', '.join(cls.required + cls.optional)}"
         )
+    problem = cls.check(config)
+    if problem is not None:
+        raise ConnectorConfigError(name, problem)
     return {"type": type_name, **config}
 
 
@@ -86,11 +100,10 @@ class Connectors:
             known = self._built.get(name)
             if known is not None and known[0] == config:
                 return known[1]
-            type_name = config.pop("type")
-            connector = connector_types()[type_name](name, config)
+            connector = _build(name, config)
             if known is not None:
                 known[1].close()
-            self._built[name] = ({"type": type_name, **config}, connector)
+            self._built[name] = (config, connector)
             return connector
 
     def close(self) -> None:
@@ -99,3 +112,19 @@ class Connectors:
             for _, connector in self._built.values():
                 connector.close()
             self._built.clear()
+
+
+def _build(name: str, config: dict[str, Any]) -> Connector:
+    # A stored configuration is checked again: it may predate these checks or have been
+    # written by hand, and a flow that connects to it must get an error at its line.
+    settings = dict(config)
+    type_name = settings.pop("type", None)
+    try:
+        check_config(name, str(type_name), settings)
+        return connector_types()[str(type_name)](name, settings)
+    except ConnectorError as error:
+        if isinstance(error, ConnectorConfigError):
+            raise
+        raise ConnectorConfigError(name, str(error)) from None
+    except Exception as error:  # say, the database driver of a SQL URL is not installed
+        raise ConnectorConfigError(name, f"{type(error).__name__}: {error}") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import httpx
@@ -22,6 +23,28 @@ class RestConnector(Connector):
     required = ("base_url",)
     optional = ("headers", "timeout_s")
     call_params = ("method", "path", "json", "params", "headers", "data", "raise_for_status")
+
+    @classmethod
+    def check(cls, config: dict[str, Any]) -> str | None:
+        """An http(s) base URL with a host; headers of text; a positive finite timeout."""
+        base_url = config["base_url"]
+        try:
+            url = httpx.URL(base_url)
+        except (httpx.InvalidURL, TypeError):
+            url = None
+        if url is None or url.scheme not in ("http", "https") or not url.host:
+            return f"its base_url {base_url!r} is not an http(s) URL with a host"
+        headers = config.get("headers") or {}
+        if not isinstance(headers, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+        ):
+            return "its headers must map names to text values"
+        timeout_s = config.get("timeout_s")
+        if timeout_s is not None and not (
+            isinstance(timeout_s, (int, float)) and math.isfinite(timeout_s) and timeout_s > 0
+        ):
+            return f"its timeout_s {timeout_s!r} must be a positive number of seconds"
+        return None
 
     def __init__(self, name: str, config: dict[str, Any]) -> None:
         super().__init__(name, config)

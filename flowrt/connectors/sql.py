@@ -20,6 +20,25 @@ class SqlConnector(Connector):
     required = ("url",)
     call_params = ("fetch", "execute", "params")
 
+    @classmethod
+    def check(cls, config: dict[str, Any]) -> str | None:
+        """A URL SQLAlchemy parses, naming a backend (dialect) it knows."""
+        url = config["url"]
+        if not isinstance(url, str):
+            return f"its url must be a str, not {type(url).__name__}"
+        try:
+            parsed = sa.engine.make_url(url)
+        except sa.exc.ArgumentError:
+            return f"its url {url!r} is not a SQLAlchemy URL (dialect+driver://user@host/db)"
+        try:
+            parsed.get_dialect()
+        except sa.exc.NoSuchModuleError:
+            return (
+                f"its url {url!r} names the backend {parsed.drivername!r}, which SQLAlchemy "
+                "does not know; use, say, postgresql+psycopg:// or sqlite:///"
+            )
+        return None
+
     def __init__(self, name: str, config: dict[str, Any]) -> None:
         super().__init__(name, config)
         self._engine = sa.create_engine(config["url"], pool_pre_ping=True)
