@@ -31,6 +31,7 @@ from flowrt.performers import Answer, End, Restore, StepContext, Wait, perform
 from flowrt.status import Status
 from flowrt.storage.base import ExecutionRecord, LogRecord, SavepointRecord, StepCommit
 from flowrt.storage.faults import Backoff, describe, is_permanent, retry_transient
+from flowrt.values import storable_text
 
 log = logging.getLogger("flowrt")
 
@@ -286,6 +287,7 @@ class Stepping(Children):
 
         Returns whether it was stored: False also when its fence was lost.
         """
+        commit = _storable(commit)
         try:
             return self._store_step(commit)
         except Exception as error:
@@ -456,6 +458,17 @@ class Stepping(Children):
             "execution %s v%s ends: the database refused it (%s)", execution_id, version, cause
         )
         self._end_error(version, execution_id, message, None, line)
+
+
+def _storable(commit: StepCommit) -> StepCommit:
+    # A flow's error message or traceback may hold text no database stores (NUL, a lone
+    # surrogate): escaped here, the execution still ends with its own error.
+    texts = {
+        key: storable_text(value)
+        for key, value in commit.changes.items()
+        if key in ("message", "error") and isinstance(value, str)
+    }
+    return replace(commit, changes={**commit.changes, **texts}) if texts else commit
 
 
 def _ended(status: Status) -> dict[str, Any]:

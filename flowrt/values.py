@@ -40,6 +40,18 @@ def check_text(call: str, what: str, text: str) -> str:
     return text
 
 
+def storable_text(text: str) -> str:
+    """`text` with what no database stores escaped: NUL as `\\x00`, lone surrogates as
+    `\\udcXX`. For text flowrt writes itself, such as a flow's error message and traceback."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
 def check_name(call: str, what: str, name: object) -> str:
     """Return `name` if it can be stored as a name: a non-empty text of at most 200 characters."""
     if not isinstance(name, str):

@@ -259,3 +259,21 @@ def test_a_good_connector_configuration_is_accepted_when_set(backend: Client) ->
     backend.set_connector("db", "sql", url="sqlite:///somewhere.db")
     backend.set_connector("api", "rest", base_url="https://api.example/v1", timeout_s=5)
     assert sorted(r.name for r in backend.list_named("connector")) == ["api", "db"]
+
+
+@pytest.mark.parametrize(
+    "raised",
+    ["ValueError('bad\\x00byte')", "ValueError(b'caf\\xe9'.decode('utf-8', 'surrogateescape'))"],
+    ids=["nul", "surrogate"],
+)
+def test_a_flows_own_error_with_text_the_database_refuses_still_ends_it_with_that_error(
+    backend: Client, tmp_path: Path, raised: str
+) -> None:
+    source = "import flow_api\n\ndef handler(system, this):\n    this.log('x')\n"
+    source += f"    raise {raised}\n"
+    handle = backend.start(write_flow(tmp_path, source, "raises"))
+    record = handle.wait(30).record()
+    assert record.status is Status.ENDED_ERROR
+    assert record.error_line == 5
+    assert (record.message or "").startswith("ValueError: ")  # its own error, shown escaped
+    assert "\\x00" in (record.message or "") or "\\udce9" in (record.message or "")
