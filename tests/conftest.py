@@ -156,6 +156,15 @@ class LocalHttpServer:
         raise NotImplementedError
 
 
+def reply_json(handler: BaseHTTPRequestHandler, body: bytes, status: int = 200) -> None:
+    """Answer the request `handler` serves with a JSON `body`."""
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 class Recorder:
     """A dispatcher that keeps the step messages for the test to deliver by hand."""
 

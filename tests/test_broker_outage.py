@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import textwrap
 from collections import Counter
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from conftest import WorkerProcesses, wait_until, write_flow
-from test_faults import REDIS_SERVER, PrivateRedis, need
+from test_faults import private_redis  # noqa: F401 - a fixture: a Redis to stop
 from test_write_faults import CountingService
 
 import flowrt
@@ -35,20 +34,6 @@ def service():
     running.stop()
 
 
-@pytest.fixture
-def private_redis(tmp_path):
-    """A Redis of this test's own, to stop and start again (as in test_faults)."""
-    need(Path(REDIS_SERVER).exists(), f"{REDIS_SERVER} is not installed")
-    folder = tmp_path / "redis"
-    folder.mkdir()
-    redis = PrivateRedis(folder)
-    redis.start()
-    try:
-        yield redis
-    finally:
-        redis.stop()
-
-
 def savepoints_of(url: str, execution_id: str) -> int:
     engine = sa.create_engine(url)
     try:
@@ -61,11 +46,12 @@ def savepoints_of(url: str, execution_id: str) -> int:
 
 @pytest.mark.postgres
 def test_a_call_is_not_performed_again_when_redis_is_away_as_its_step_sends_the_next(
-    flowrt_env, pg_clean, private_redis, tmp_path, service
+    flowrt_env, pg_clean, request, tmp_path, service
 ):
+    redis_server = request.getfixturevalue("private_redis")  # of test_faults
     env = flowrt_env(
         FLOWRT_DATABASE_URL=pg_clean,
-        FLOWRT_BROKER_URL=private_redis.url,
+        FLOWRT_BROKER_URL=redis_server.url,
         FLOWRT_LEASE_SECONDS="2",
     )
     workers = WorkerProcesses(env, tmp_path)
@@ -77,14 +63,14 @@ def test_a_call_is_not_performed_again_when_redis_is_away_as_its_step_sends_the_
 
         # The first POST is in flight: Redis goes away before its step sends the next one.
         assert service.arrived.wait(60), "the first POST never came"
-        private_redis.stop()
+        redis_server.stop()
         service.release.set()
         wait_until(lambda: b"cannot send the step" in workers.log("w"), 60, "the send to fail")
         # Stored all the same: the savepoint of the second POST, with the first one's answer.
         assert savepoints_of(pg_clean, handle.id) == 2
         assert handle.record().status is Status.RUNNING
 
-        private_redis.start()
+        redis_server.start()
         record = handle.wait(90).record()
         logs = workers.logs()
     finally:

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from conftest import LocalHttpServer, WorkerProcesses, line_of, wait_until, write_flow
+from conftest import LocalHttpServer, WorkerProcesses, line_of, reply_json, wait_until, write_flow
 
 import flowrt
 from flowrt.status import Status
@@ -72,11 +72,7 @@ class Service(LocalHttpServer):
                     service.calls[self.path] += 1
                 time.sleep(float(parse_qs(urlparse(self.path).query)["s"][0]))
                 body = b'{"ok": true}'
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                reply_json(self, body)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

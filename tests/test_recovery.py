@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 import redis
 import sqlalchemy as sa
-from conftest import LocalHttpServer, WorkerProcesses, wait_until, write_flow
+from conftest import LocalHttpServer, WorkerProcesses, reply_json, wait_until, write_flow
 
 import flowrt
 from flowrt.status import Status
@@ -83,11 +83,7 @@ class Service(LocalHttpServer):
                     service.in_flight[execution] -= 1
                 i = int(query["i"][0])
                 body = json.dumps({"value": 2 * i}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                reply_json(self, body)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

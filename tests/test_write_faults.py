@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import LocalHttpServer, WorkerProcesses, line_of, wait_until, write_flow
+from conftest import LocalHttpServer, WorkerProcesses, line_of, reply_json, wait_until, write_flow
 from test_faults import private_postgres  # noqa: F401 - a fixture: a PostgreSQL to stop
 
 import flowrt
@@ -82,11 +82,7 @@ class CountingService(LocalHttpServer):
                     service.arrived.set()
                     service.release.wait(60)
                 body = b"{}"
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                reply_json(self, body)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
