@@ -11,14 +11,15 @@ from __future__ import annotations
 import builtins
 import datetime as _datetime
 import random as _random
+import threading
 import time as _time
 import types
 import uuid as _uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from flowrt.calls import flow_line
-from flowrt.errors import DeterminismError, DivergedSignal
+from flowrt.errors import DeterminismError, DivergedSignal, ForeignThreadError
 
 Read = tuple[str, Any]
 
@@ -26,15 +27,24 @@ Read = tuple[str, Any]
 class ReadJournal:
     """The values a flow read between consecutive Flow-API calls (one list per call)."""
 
-    def __init__(self, recorded: list[list[Read]], filename: str) -> None:
+    def __init__(
+        self,
+        recorded: list[list[Read]],
+        filename: str,
+        diverge: Callable[[DeterminismError], NoReturn] | None = None,
+    ) -> None:
         self._recorded = recorded  # for each replayed call: what was read just before it
         self._filename = filename
+        self._diverge = diverge or _raise_diverged
+        self.owner: int | None = None  # the flow's thread, once it runs: the only one to read
         self._call = 0  # Flow-API calls made so far: the reads now belong to call + 1
         self._cursor = 0
         self._new: list[Read] = []
 
     def read(self, kind: str, produce: Callable[[], Any]) -> Any:
         """The value of a read: the recorded one when replaying, else `produce()`, recorded."""
+        if self.owner is not None and threading.get_ident() != self.owner:
+            raise ForeignThreadError(f"a read of {kind}", threading.current_thread().name)
         if self._call < len(self._recorded):
             values = self._recorded[self._call]
             if self._cursor < len(values) and values[self._cursor][0] == kind:
@@ -61,7 +71,7 @@ class ReadJournal:
         values = self._recorded[self._call]
         kinds = ", ".join(kind for kind, _ in values) or "nothing"
         line = flow_line(self._filename)
-        raise DivergedSignal(
+        self._diverge(
             DeterminismError(
                 self._call + 1,
                 line,
@@ -69,6 +79,10 @@ class ReadJournal:
                 f"{found} at line {line}",
             )
         )
+
+
+def _raise_diverged(error: DeterminismError) -> NoReturn:
+    raise DivergedSignal(error)
 
 
 def journaled_imports(journal: ReadJournal) -> dict[str, types.ModuleType]:

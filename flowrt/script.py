@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import hashlib
 import inspect
 import linecache
 import sys
@@ -13,6 +14,7 @@ from types import CodeType
 from typing import TYPE_CHECKING, Any
 
 from flowrt.errors import FlowNotFoundError, ScriptError
+from flowrt.unwinding import compile_flow
 
 if TYPE_CHECKING:
     from flowrt.storage.base import Store
@@ -36,9 +38,10 @@ class FlowScript:
     @classmethod
     def compile(cls, name: str, source: str) -> FlowScript:
         """Compile `source` and check it defines a usable `handler`; raises `ScriptError`."""
-        filename = f"<flow {name}>"
+        # The source's hash keeps apart, in linecache and tracebacks, flows named alike.
+        filename = f"<flow {name} {hashlib.sha256(source.encode()).hexdigest()[:8]}>"
         try:
-            code = compile(source, filename, "exec")
+            code = compile_flow(source, filename)
         except SyntaxError as exc:
             raise ScriptError(name, f"it does not compile: {exc.msg}", exc.lineno) from None
         script = cls(name, source, code)
