@@ -39,7 +39,9 @@ class FlowScript:
     def compile(cls, name: str, source: str) -> FlowScript:
         """Compile `source` and check it defines a usable `handler`; raises `ScriptError`."""
         # The source's hash keeps apart, in linecache and tracebacks, flows named alike.
-        filename = f"<flow {name} {hashlib.sha256(source.encode()).hexdigest()[:8]}>"
+        filename = (
+            f"<flow {name} {hashlib.sha256(source.encode(errors='surrogatepass')).hexdigest()[:8]}>"
+        )
         try:
             code = compile_flow(source, filename)
         except SyntaxError as exc:
