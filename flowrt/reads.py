@@ -1,7 +1,8 @@
 """Reads of time, randomness and uuids inside a flow, journaled so that replay sees them again.
 
-A flow that imports `time`, `datetime`, `random` or `uuid` gets stand-ins whose reads of the
-clock, the random generator and new uuids go through a `ReadJournal`: live, each value is
+A flow that imports `time`, `datetime`, `random`, `uuid`, `os` or `secrets` gets stand-ins
+whose reads of the clock, the random generators, new uuids and entropy (`os.urandom`,
+`secrets`, `SystemRandom`) go through a `ReadJournal`: live, each value is
 recorded with the savepoint of the flow's next Flow-API call; on replay, the recorded value
 is returned instead of a new one. Libraries the flow calls keep the real modules.
 """
@@ -19,6 +20,12 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 from flowrt.calls import flow_line
+from flowrt.entropy import (
+    copy_module,
+    entropy_modules,
+    seeded_random_class,
+    system_random_class,
+)
 from flowrt.errors import DeterminismError, DivergedSignal, ForeignThreadError
 
 Read = tuple[str, Any]
@@ -86,26 +93,34 @@ def _raise_diverged(error: DeterminismError) -> NoReturn:
 
 
 def journaled_imports(journal: ReadJournal) -> dict[str, types.ModuleType]:
-    """Stand-ins for `time`, `datetime`, `random` and `uuid` reading through `journal`."""
+    """Stand-ins for `time`, `datetime`, `random`, `uuid`, `os` and `secrets` reading through
+    `journal` (of `os`, only its entropy: `urandom`, `getrandom`)."""
     now = _journaled(journal, "time", _time.time)
-    modules = {
+    return {
         "time": _time_module(journal, now),
         "datetime": _datetime_module(now),
         "random": _random_module(journal),
         "uuid": _uuid_module(journal),
+        **entropy_modules(journal.read),
     }
-    return modules
 
 
 def importer(modules: dict[str, types.ModuleType]) -> Callable[..., Any]:
-    """An `__import__` that hands out `modules` for absolute imports of their names."""
+    """An `__import__` that hands out `modules` for absolute imports of their names.
+
+    `import os.path` binds the name `os`, so it gets the stand-in of `os` too.
+    """
 
     def flow_import(
         name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0
     ) -> Any:
         if level == 0 and name in modules:
             return modules[name]
-        return builtins.__import__(name, globals, locals, fromlist, level)
+        found = builtins.__import__(name, globals, locals, fromlist, level)
+        top = name.partition(".")[0]
+        if level == 0 and not fromlist and top in modules:
+            return modules[top]
+        return found
 
     return flow_import
 
@@ -116,13 +131,6 @@ def _journaled(journal: ReadJournal, kind: str, produce: Callable[[], Any]) -> C
 
     read.__name__ = getattr(produce, "__name__", kind)
     return read
-
-
-def _copy(module: types.ModuleType, **overrides: Any) -> types.ModuleType:
-    copy = types.ModuleType(module.__name__, module.__doc__)
-    copy.__dict__.update({k: v for k, v in vars(module).items() if not k.startswith("__")})
-    copy.__dict__.update(overrides)
-    return copy
 
 
 def _time_module(journal: ReadJournal, now: Callable[[], float]) -> types.ModuleType:
@@ -136,7 +144,7 @@ def _time_module(journal: ReadJournal, now: Callable[[], float]) -> types.Module
         name: _journaled(journal, name, getattr(_time, name))
         for name in ("time_ns", "monotonic", "monotonic_ns", "perf_counter", "perf_counter_ns")
     }
-    return _copy(
+    return copy_module(
         _time,
         time=now,
         localtime=lambda secs=None: _time.localtime(at(secs)),
@@ -183,7 +191,7 @@ def _datetime_module(now: Callable[[], float]) -> types.ModuleType:
         def today(cls) -> Any:
             return _datetime.date.fromtimestamp(now())
 
-    return _copy(_datetime, datetime=datetime, date=date)
+    return copy_module(_datetime, datetime=datetime, date=date)
 
 
 class _JournaledRandom(_random.Random):
@@ -204,11 +212,16 @@ class _JournaledRandom(_random.Random):
 def _random_module(journal: ReadJournal) -> types.ModuleType:
     generator = _JournaledRandom(journal)
     names = [n for n in _random.__all__ if n[0].islower() and callable(getattr(generator, n, None))]
-    return _copy(_random, **{name: getattr(generator, name) for name in names})
+    return copy_module(
+        _random,
+        Random=seeded_random_class(journal.read),
+        SystemRandom=system_random_class(journal.read),
+        **{name: getattr(generator, name) for name in names},
+    )
 
 
 def _uuid_module(journal: ReadJournal) -> types.ModuleType:
-    return _copy(
+    return copy_module(
         _uuid,
         uuid1=_journaled(journal, "uuid1", _uuid.uuid1),
         uuid4=_journaled(journal, "uuid4", _uuid.uuid4),
