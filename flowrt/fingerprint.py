@@ -1,17 +1,23 @@
-"""Fingerprints of values: a canonical encoding that depends on values only, then hashed.
+"""Fingerprints of values: an encoding that depends on values only, then hashed.
 
-Pickle bytes depend on object identity (its memo writes a shared object once, then refers
-back to it) and sets come out in hash-seed order, so a replayed call with equal arguments
-could fingerprint differently. This encoding writes every value in full, by its type and
-contents: sets and dict entries are sorted by their own encodings, objects are written as
-their `__reduce_ex__` parts, functions and classes by their qualified names, and nothing
-from `id()`, `hash()` or a memory address enters it. The same values give the same bytes
-in any process, under any hash seed.
+Plain pickle bytes depend on object identity (its memo writes a shared object once, then
+refers back to it) and sets come out in hash-seed order, so a replayed call with equal
+arguments could fingerprint differently. A JSON-like value (the usual argument) is encoded
+by pickle in fast mode (no memo: every value written in full, by its contents); any other
+(a set, a cycle, an object) by a canonical encoding of its own: sets sorted by their items'
+encodings, objects written as their `__reduce_ex__` parts, functions and classes by their
+qualified names. Nothing from
+`id()`, `hash()` or a memory address enters either, so the same values give the same bytes
+in any process, under any hash seed. Dicts keep their order: it is part of what a flow
+sends (a JSON body, say).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
+import json
+import pickle
 import struct
 import types
 from typing import Any
@@ -28,7 +34,22 @@ _REFERENCES = (
 
 def fingerprint(value: Any) -> bytes:
     """An 8-byte digest of `value` that equal values share in every process."""
-    return hashlib.blake2b(_Encoder().encode(value, 0), digest_size=8).digest()
+    try:
+        # JSON takes only dicts, lists, tuples, strings, numbers, booleans and None, and
+        # refuses cycles: such a value holds no set, and pickle writes it by value alone.
+        json.dumps(value)
+        data = b"p" + _pickled(value)
+    except (TypeError, ValueError, RecursionError, pickle.PicklingError):
+        data = b"c" + _Encoder().encode(value, 0)
+    return hashlib.blake2b(data, digest_size=8).digest()
+
+
+def _pickled(value: Any) -> bytes:
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=5)
+    pickler.fast = True  # no memo: a shared object is written in full each time
+    pickler.dump(value)
+    return buffer.getvalue()
 
 
 def _frame(tag: bytes, payload: bytes) -> bytes:
@@ -80,8 +101,10 @@ class _Encoder:
             items = b"".join(self.encode(item, depth) for item in value)
             return _frame(b"l" if isinstance(value, list) else b"t", typed + b"|" + items)
         if isinstance(value, dict):
-            pairs = sorted(self.encode(k, depth) + self.encode(v, depth) for k, v in value.items())
-            return _frame(b"d", typed + b"|" + b"".join(pairs))
+            pairs = b"".join(
+                self.encode(k, depth) + self.encode(v, depth) for k, v in value.items()
+            )
+            return _frame(b"d", typed + b"|" + pairs)
         if isinstance(value, (set, frozenset)):
             items = b"".join(sorted(self.encode(item, depth) for item in value))
             return _frame(b"S" if isinstance(value, set) else b"F", typed + b"|" + items)
