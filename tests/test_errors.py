@@ -34,6 +34,7 @@ SAMPLES: list[BaseException] = [
     errors.ConnectorError("x"),
     errors.ConnectorNotFoundError("crm"),
     errors.HttpStatusError("post", "http://x/y", 500, "down"),
+    errors.ForeignThreadError("setting.get", "ThreadPoolExecutor-0_0"),
 ]
 
 
