@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import pickle
 import reprlib
 import sys
 import types
 from dataclasses import dataclass, field
 from typing import Any
 
-import dill
+from flowrt.fingerprint import fingerprint
 
 _MAX_VARIABLES = 16
 _MAX_ARGS_SHOWN = 120
@@ -70,34 +68,20 @@ def capture(
     return Call(name, args, kwargs, line, digest(name, args, kwargs), label, variables)
 
 
-_SET_OPCODES = (pickle.EMPTY_SET, pickle.FROZENSET)
-
-
-def _canonical(value: Any) -> Any:
-    # Set order follows the hash seed, which may differ between workers: sort sets.
-    if isinstance(value, (set, frozenset)):
-        items = [_canonical(v) for v in value]
-        return (type(value).__name__, sorted(items, key=repr))
-    if isinstance(value, dict):
-        return {k: _canonical(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_canonical(v) for v in value)
-    return value
+# Calls whose arguments are output, not answers: replay checks only their name, since a log
+# line's rendered text may hold a memory address or a set's order that no replay can repeat.
+_OUTPUT_CALLS = frozenset({"log"})
 
 
 def digest(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
-    """An 8-byte fingerprint of a call, to check a replayed call against its journal row."""
-    try:
-        data = pickle.dumps((name, args, kwargs), protocol=5)
-        if any(opcode in data for opcode in _SET_OPCODES):
-            data = pickle.dumps(_canonical((name, args, kwargs)), protocol=5)
-    except Exception:
-        try:
-            data = dill.dumps((name, args, kwargs), protocol=5)
-        except Exception:
-            shape = (name, [type(a).__qualname__ for a in args], sorted(kwargs))
-            data = repr(shape).encode()
-    return hashlib.blake2b(data, digest_size=8).digest()
+    """An 8-byte fingerprint of a call, to check a replayed call against its journal row.
+
+    It depends on the call's name and the values of its arguments only (never on object
+    identity or the hash seed); the arguments of output calls (`log`) are not part of it.
+    """
+    if name in _OUTPUT_CALLS:
+        return fingerprint((name,))
+    return fingerprint((name, args, kwargs))
 
 
 def flow_line(filename: str) -> int:

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from flowrt.client import Client, Handle, default_client, shutdown
+from flowrt.embedded import pin_hash_seed
 from flowrt.errors import FlowrtError
 from flowrt.status import Status
 from flowrt.storage import SavepointRecord
@@ -19,6 +20,7 @@ from flowrt.storage import SavepointRecord
 
 def main() -> None:
     """Entry point: run the CLI, turning flowrt errors into one clear line and exit code 2."""
+    pin_hash_seed()  # flows it runs replay alike in any `flowrt` process
     try:
         cli(standalone_mode=True)
     except FlowrtError as error:

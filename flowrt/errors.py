@@ -358,3 +358,19 @@ class DispatchError(FlowrtError):
             f"cannot send the step of execution {self.execution_id}: {self.problem}; once its "
             "lease runs out the reaper sends it again"
         )
+
+
+class ForeignThreadError(FlowApiError):
+    """Raised when a Flow-API call or a journaled read comes from a thread the flow started."""
+
+    def __init__(self, call: str, thread: str) -> None:
+        super().__init__(call, thread)
+        self.call, self.thread = call, thread
+
+    def __str__(self) -> str:
+        return (
+            f"{self.call} came from thread {self.thread!r}, not from the flow's own "
+            "thread: replay could not give each thread its own answers again. Make Flow-API "
+            "calls and reads of time, random, uuid and entropy from the handler's thread, and "
+            "hand their results to the threads you start"
+        )

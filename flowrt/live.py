@@ -14,105 +14,51 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
-from typing import Any
+from typing import Any, NoReturn
 
 from flowrt.calls import Call, Outcome, capture
-from flowrt.errors import DeterminismError, DivergedSignal, FlowSignal, StopSignal, UnloadSignal
-from flowrt.reads import Read, ReadJournal, importer, journaled_imports
+from flowrt.errors import (
+    DeterminismError,
+    DivergedSignal,
+    FlowSignal,
+    ForeignThreadError,
+    StopSignal,
+    UnloadSignal,
+)
+from flowrt.events import (
+    Diverged,
+    Event,
+    FlowState,
+    Parked,
+    Raised,
+    ReplayEntry,
+    Returned,
+    Stopped,
+    StopReason,
+    Unwound,
+)
+from flowrt.reads import ReadJournal, importer, journaled_imports
 from flowrt.script import FlowScript, wants_inputs
 from flowrt.status import Status
 from flowrt.storage.base import SavepointRecord
 
-
-@dataclass(frozen=True)
-class ReplayEntry:
-    """A journaled call the replaying flow must make again; `outcome` is None for the head.
-
-    `reads` are the time, random and uuid values the flow read just before the call.
-    """
-
-    seq: int
-    name: str
-    line: int
-    digest: bytes
-    outcome: Outcome | None
-    reads: list[Read] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Parked:
-    """The flow waits at `call`; `recorded` is True when its savepoint is already stored."""
-
-    call: Call
-    recorded: bool
-
-
-@dataclass(frozen=True)
-class Returned:
-    """The handler returned `value`."""
-
-    value: Any
-
-
-@dataclass(frozen=True)
-class Raised:
-    """The handler raised `error`; `trace` shows only the flow's own frames."""
-
-    error: BaseException
-    trace: str
-    line: int | None
-
-
-@dataclass(frozen=True)
-class Diverged:
-    """Replay found a call that differs from its journal row."""
-
-    error: DeterminismError
-
-
-@dataclass(frozen=True)
-class Unwound:
-    """The thread ended because it was closed."""
-
-
-class StopReason(StrEnum):
-    """Why flowrt stopped a flow that was running its own code."""
-
-    DEADLINE = "deadline"  # it ran longer than max_step_s without a Flow-API call
-    TAKEN = "taken"  # its execution was cancelled, paused, restored or taken over meanwhile
-    SHUTDOWN = "shutdown"  # its worker stops
-
-
-@dataclass(frozen=True)
-class Stopped:
-    """flowrt stopped the running flow for `reason` at `line` (of the flow's own code).
-
-    `stuck` is True when its thread did not end within the grace period (blocked outside
-    Python code, or swallowing the stop): the thread is lost to its process.
-    """
-
-    reason: StopReason
-    line: int | None
-    stuck: bool
-
-
-Event = Parked | Returned | Raised | Diverged | Unwound | Stopped
+__all__ = [
+    # re-exported: the events of a flow, as steps and the journal import them from here
+    "Diverged",
+    "Event",
+    "FlowState",
+    "LiveExecution",
+    "Parked",
+    "Raised",
+    "ReplayEntry",
+    "Returned",
+    "StopReason",
+    "Stopped",
+    "Unwound",
+]
 
 _WAKE = object()  # put among the events by stop(), to wake a step that waits for one
-
-
-@dataclass
-class FlowState:
-    """What the flow side knows of its execution; rebuilt by replay like any variable."""
-
-    execution_id: str
-    flow_name: str
-    inputs: dict[str, Any]
-    outputs: dict[str, Any]
-    message: str | None = None
 
 
 class LiveExecution:
@@ -148,7 +94,10 @@ class LiveExecution:
         self.parent_id: str | None = None
         self._journal = journal
         self._position = 0
-        self.reads = ReadJournal([entry.reads for entry in journal], script.filename)
+        self.reads = ReadJournal(
+            [entry.reads for entry in journal], script.filename, diverge=self._diverge
+        )
+        self._diverged: DeterminismError | None = None  # latched at the first divergence
         self._answers: queue.SimpleQueue[Outcome | type[FlowSignal]] = queue.SimpleQueue()
         self._events: queue.SimpleQueue[Event | object] = queue.SimpleQueue()
         self._closing: type[FlowSignal] | None = None
@@ -282,9 +231,17 @@ class LiveExecution:
     # --- the flow's side: runs on the flow thread ----------------------------------------
 
     def call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], **extra: Any) -> Any:
-        """Make the Flow-API call `name`: from the journal when replaying, else park for a step."""
+        """Make the Flow-API call `name`: from the journal when replaying, else park for a step.
+
+        Once replay has diverged, or the thread is being unwound, every call raises again
+        at once: nothing the flow catches lets a call through, and none is performed.
+        """
+        if threading.get_ident() != self._thread.ident:
+            raise ForeignThreadError(name, threading.current_thread().name)
         if self._closing is not None:
             raise self._closing()
+        if self._diverged is not None:
+            raise DivergedSignal(self._diverged)
         self.reads.before_call()
         replaying = self._position < len(self._journal)
         call = capture(
@@ -294,19 +251,20 @@ class LiveExecution:
             entry = self._journal[self._position]
             self._position += 1
             if entry.name != call.name or entry.digest != call.digest:
-                raise DivergedSignal(
-                    DeterminismError(
-                        entry.seq,
-                        call.line,
-                        f"{entry.name}(…) at line {entry.line}",
-                        f"calls {call.describe()} at line {call.line}",
-                    )
-                )
+                recorded = f"{entry.name}(…) at line {entry.line}"
+                found = f"calls {call.describe()} at line {call.line}"
+                self._diverge(DeterminismError(entry.seq, call.line, recorded, found))
             if entry.outcome is not None:
                 return entry.outcome.unwrap()
             self._journal = []  # the head: from here on the flow runs live
             return self._park(call, recorded=True)
         return self._park(call, recorded=False)
+
+    def _diverge(self, error: DeterminismError) -> NoReturn:
+        # Latched: the execution ends with this error whatever the flow does next.
+        if self._diverged is None:
+            self._diverged = error
+        raise DivergedSignal(self._diverged)
 
     def _park(self, call: Call, recorded: bool) -> Any:
         self._events.put(Parked(call, recorded))
@@ -318,6 +276,7 @@ class LiveExecution:
     def _run(self) -> None:
         from flowrt.flow_api import Execution, System
 
+        self.reads.owner = threading.get_ident()
         try:
             handler = self.script.load(importer(journaled_imports(self.reads)))
             system, this = System(self), Execution(self)
@@ -325,32 +284,25 @@ class LiveExecution:
                 value = handler(system, this, dict(self.state.inputs))
             else:
                 value = handler(system, this)
-        except DivergedSignal as signal:
-            self._events.put(Diverged(signal.error))
         except FlowSignal:
-            self._events.put(Unwound())
+            self._events.put(self._ended(Unwound()))
         except BaseException as error:  # the flow's own failure ends it ENDED_ERROR
-            if self._closing is not None:
-                self._events.put(Unwound())
-            else:
-                self._events.put(Raised(error, *self._trace(error)))
+            self._events.put(self._ended(Raised(error, *self._trace(error))))
         else:
-            if self._closing is not None:
-                self._events.put(Unwound())
-            elif self._position < len(self._journal):
-                head = self._journal[-1]
-                self._events.put(
-                    Diverged(
-                        DeterminismError(
-                            head.seq,
-                            head.line,
-                            f"{head.name}(…) at line {head.line}",
-                            "returns from its handler",
-                        )
-                    )
-                )
-            else:
-                self._events.put(Returned(value))
+            self._events.put(self._ended(Returned(value)))
+
+    def _ended(self, event: Unwound | Raised | Returned) -> Event:
+        """What the step learns of a handler that ended with `event`."""
+        if self._diverged is not None:  # however the flow carried on after diverging
+            return Diverged(self._diverged)
+        if self._closing is not None:
+            return Unwound()
+        if isinstance(event, Returned) and self._position < len(self._journal):
+            head = self._journal[-1]
+            recorded = f"{head.name}(…) at line {head.line}"
+            found = "returns from its handler"
+            return Diverged(DeterminismError(head.seq, head.line, recorded, found))
+        return event
 
     def _trace(self, error: BaseException) -> tuple[str, int | None]:
         frames = [

@@ -1,7 +1,8 @@
 """Reads of time, randomness and uuids inside a flow, journaled so that replay sees them again.
 
-A flow that imports `time`, `datetime`, `random` or `uuid` gets stand-ins whose reads of the
-clock, the random generator and new uuids go through a `ReadJournal`: live, each value is
+A flow that imports `time`, `datetime`, `random`, `uuid`, `os` or `secrets` gets stand-ins
+whose reads of the clock, the random generators, new uuids and entropy (`os.urandom`,
+`secrets`, `SystemRandom`) go through a `ReadJournal`: live, each value is
 recorded with the savepoint of the flow's next Flow-API call; on replay, the recorded value
 is returned instead of a new one. Libraries the flow calls keep the real modules.
 """
@@ -11,14 +12,21 @@ from __future__ import annotations
 import builtins
 import datetime as _datetime
 import random as _random
+import threading
 import time as _time
 import types
 import uuid as _uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from flowrt.calls import flow_line
-from flowrt.errors import DeterminismError, DivergedSignal
+from flowrt.entropy import (
+    copy_module,
+    entropy_modules,
+    seeded_random_class,
+    system_random_class,
+)
+from flowrt.errors import DeterminismError, DivergedSignal, ForeignThreadError
 
 Read = tuple[str, Any]
 
@@ -26,15 +34,24 @@ Read = tuple[str, Any]
 class ReadJournal:
     """The values a flow read between consecutive Flow-API calls (one list per call)."""
 
-    def __init__(self, recorded: list[list[Read]], filename: str) -> None:
+    def __init__(
+        self,
+        recorded: list[list[Read]],
+        filename: str,
+        diverge: Callable[[DeterminismError], NoReturn] | None = None,
+    ) -> None:
         self._recorded = recorded  # for each replayed call: what was read just before it
         self._filename = filename
+        self._diverge = diverge or _raise_diverged
+        self.owner: int | None = None  # the flow's thread, once it runs: the only one to read
         self._call = 0  # Flow-API calls made so far: the reads now belong to call + 1
         self._cursor = 0
         self._new: list[Read] = []
 
     def read(self, kind: str, produce: Callable[[], Any]) -> Any:
         """The value of a read: the recorded one when replaying, else `produce()`, recorded."""
+        if self.owner is not None and threading.get_ident() != self.owner:
+            raise ForeignThreadError(f"a read of {kind}", threading.current_thread().name)
         if self._call < len(self._recorded):
             values = self._recorded[self._call]
             if self._cursor < len(values) and values[self._cursor][0] == kind:
@@ -61,7 +78,7 @@ class ReadJournal:
         values = self._recorded[self._call]
         kinds = ", ".join(kind for kind, _ in values) or "nothing"
         line = flow_line(self._filename)
-        raise DivergedSignal(
+        self._diverge(
             DeterminismError(
                 self._call + 1,
                 line,
@@ -71,27 +88,39 @@ class ReadJournal:
         )
 
 
+def _raise_diverged(error: DeterminismError) -> NoReturn:
+    raise DivergedSignal(error)
+
+
 def journaled_imports(journal: ReadJournal) -> dict[str, types.ModuleType]:
-    """Stand-ins for `time`, `datetime`, `random` and `uuid` reading through `journal`."""
+    """Stand-ins for `time`, `datetime`, `random`, `uuid`, `os` and `secrets` reading through
+    `journal` (of `os`, only its entropy: `urandom`, `getrandom`)."""
     now = _journaled(journal, "time", _time.time)
-    modules = {
+    return {
         "time": _time_module(journal, now),
         "datetime": _datetime_module(now),
         "random": _random_module(journal),
         "uuid": _uuid_module(journal),
+        **entropy_modules(journal.read),
     }
-    return modules
 
 
 def importer(modules: dict[str, types.ModuleType]) -> Callable[..., Any]:
-    """An `__import__` that hands out `modules` for absolute imports of their names."""
+    """An `__import__` that hands out `modules` for absolute imports of their names.
+
+    `import os.path` binds the name `os`, so it gets the stand-in of `os` too.
+    """
 
     def flow_import(
         name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0
     ) -> Any:
         if level == 0 and name in modules:
             return modules[name]
-        return builtins.__import__(name, globals, locals, fromlist, level)
+        found = builtins.__import__(name, globals, locals, fromlist, level)
+        top = name.partition(".")[0]
+        if level == 0 and not fromlist and top in modules:
+            return modules[top]
+        return found
 
     return flow_import
 
@@ -102,13 +131,6 @@ def _journaled(journal: ReadJournal, kind: str, produce: Callable[[], Any]) -> C
 
     read.__name__ = getattr(produce, "__name__", kind)
     return read
-
-
-def _copy(module: types.ModuleType, **overrides: Any) -> types.ModuleType:
-    copy = types.ModuleType(module.__name__, module.__doc__)
-    copy.__dict__.update({k: v for k, v in vars(module).items() if not k.startswith("__")})
-    copy.__dict__.update(overrides)
-    return copy
 
 
 def _time_module(journal: ReadJournal, now: Callable[[], float]) -> types.ModuleType:
@@ -122,7 +144,7 @@ def _time_module(journal: ReadJournal, now: Callable[[], float]) -> types.Module
         name: _journaled(journal, name, getattr(_time, name))
         for name in ("time_ns", "monotonic", "monotonic_ns", "perf_counter", "perf_counter_ns")
     }
-    return _copy(
+    return copy_module(
         _time,
         time=now,
         localtime=lambda secs=None: _time.localtime(at(secs)),
@@ -169,7 +191,7 @@ def _datetime_module(now: Callable[[], float]) -> types.ModuleType:
         def today(cls) -> Any:
             return _datetime.date.fromtimestamp(now())
 
-    return _copy(_datetime, datetime=datetime, date=date)
+    return copy_module(_datetime, datetime=datetime, date=date)
 
 
 class _JournaledRandom(_random.Random):
@@ -190,11 +212,16 @@ class _JournaledRandom(_random.Random):
 def _random_module(journal: ReadJournal) -> types.ModuleType:
     generator = _JournaledRandom(journal)
     names = [n for n in _random.__all__ if n[0].islower() and callable(getattr(generator, n, None))]
-    return _copy(_random, **{name: getattr(generator, name) for name in names})
+    return copy_module(
+        _random,
+        Random=seeded_random_class(journal.read),
+        SystemRandom=system_random_class(journal.read),
+        **{name: getattr(generator, name) for name in names},
+    )
 
 
 def _uuid_module(journal: ReadJournal) -> types.ModuleType:
-    return _copy(
+    return copy_module(
         _uuid,
         uuid1=_journaled(journal, "uuid1", _uuid.uuid1),
         uuid4=_journaled(journal, "uuid4", _uuid.uuid4),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import ctypes
+import hashlib
 import inspect
 import linecache
 import sys
@@ -20,6 +21,7 @@ from types import CodeType
 from typing import TYPE_CHECKING, Any
 
 from flowrt.errors import FlowApiError, FlowNotFoundError, FlowSignal, ScriptError
+from flowrt.unwinding import compile_flow
 from flowrt.values import MAX_NAME_CHARS, check_name
 
 if TYPE_CHECKING:
@@ -60,9 +62,12 @@ class FlowScript:
         if "\x00" in source:
             line = source.count("\n", 0, source.index("\x00")) + 1
             raise ScriptError(name, "its source holds a NUL character (\\x00); remove it", line)
-        filename = f"<flow {name}>"
+        # The source's hash keeps apart, in linecache and tracebacks, flows named alike.
+        filename = (
+            f"<flow {name} {hashlib.sha256(source.encode(errors='surrogatepass')).hexdigest()[:8]}>"
+        )
         try:
-            code = compile(source, filename, "exec")
+            code = compile_flow(source, filename)
         except SyntaxError as exc:
             raise ScriptError(name, f"it does not compile: {exc.msg}", exc.lineno) from None
         except ValueError as exc:  # say, text Python cannot read as source

@@ -37,6 +37,7 @@ SAMPLES: list[BaseException] = [
     errors.ConnectorConfigError("crm", "its base_url 'x' is not an http(s) URL"),
     errors.HttpStatusError("post", "http://x/y", 500, "down"),
     errors.DispatchError("id", "OperationalError: Connection refused"),
+    errors.ForeignThreadError("setting.get", "ThreadPoolExecutor-0_0"),
 ]
 
 

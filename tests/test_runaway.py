@@ -154,7 +154,7 @@ def cluster(flowrt_env, pg_clean, redis_url, tmp_path):
 
 
 def test_a_spinning_flow_on_a_worker_of_two_slots_does_not_stop_the_others(cluster, tmp_path):
-    client, workers = cluster(3)
+    client, workers = cluster(6)  # long enough to reach the spin on a loaded machine
     workers.start(concurrency=2)
     spinning = client.start(write_flow(tmp_path, SPIN, "spin"))
     wait_until(lambda: spinning.savepoints(), 30, "the spin to begin")
