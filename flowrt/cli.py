@@ -55,6 +55,9 @@ def _echo_json(value: Any) -> None:
     click.echo(json.dumps(value, default=_json_default, indent=2))
 
 
+_HIDDEN = ("answer", "digest", "signature")  # blobs and signatures are not for people
+
+
 def _savepoint_line(sp: SavepointRecord) -> str:
     name = f"  name={sp.name}" if sp.name else ""
     restored = f"  restored={sp.restored}" if sp.restored else ""
@@ -156,6 +159,7 @@ def executions(status: str | None, limit: int, as_json: bool) -> None:
 def _execution_dict(record: Any) -> dict[str, Any]:
     data = asdict(record)
     data.pop("source")
+    data.pop("signature", None)
     data["status"] = record.status.value
     return data
 
@@ -192,7 +196,7 @@ def savepoints(execution_id: str, as_json: bool) -> None:
         _echo_json(
             [
                 {
-                    **{k: v for k, v in asdict(sp).items() if k not in ("answer", "digest")},
+                    **{k: v for k, v in asdict(sp).items() if k not in _HIDDEN},
                     "head": sp.id == head,
                 }
                 for sp in rows

@@ -168,17 +168,18 @@ class RestoreLoopError(SavepointError, FlowApiError):
 
 
 class TamperedSavepointError(SavepointError):
-    """Raised when a stored blob's signature does not match: it is refused, never unpickled."""
+    """Raised when a stored row's signature does not match: it is refused, never unpickled,
+    compiled or run."""
 
-    def __init__(self, what: str) -> None:
-        super().__init__(what)
-        self.what = what
+    def __init__(self, what: str, reason: str = "") -> None:
+        super().__init__(what, reason)
+        self.what, self.reason = what, reason
 
     def __str__(self) -> str:
-        return (
-            f"{self.what} failed its signature check and was not loaded: it was altered in the "
-            "database or written with another FLOWRT_SECRET"
+        reason = self.reason or (
+            "it was altered in the database or written with another FLOWRT_SECRET"
         )
+        return f"{self.what} failed its signature check and was not loaded: {reason}"
 
 
 # --- replay -------------------------------------------------------------------------------------
@@ -358,3 +359,10 @@ class DispatchError(FlowrtError):
             f"cannot send the step of execution {self.execution_id}: {self.problem}; once its "
             "lease runs out the reaper sends it again"
         )
+
+
+# --- stored state (continued) ----------------------------------------------------------------
+
+
+class TamperedFlowError(TamperedSavepointError, FlowApiError):
+    """Raised when a registered flow's stored source fails its signature check; never run."""

@@ -42,6 +42,7 @@ def execution_record(row: Any) -> ExecutionRecord:
         parent_id=row.parent_id,
         crashes=row.crashes,
         suspect_on=row.suspect_on,
+        signature=_bytes(row.signature),
     )
 
 
@@ -60,7 +61,8 @@ def savepoint_record(row: Any) -> SavepointRecord:
         answer=bytes(row.answer) if row.answer is not None else None,
         restored=row.restored,
         variables=row.variables,
-        reads=bytes(row.reads) if row.reads is not None else None,
+        reads=_bytes(row.reads),
+        signature=_bytes(row.signature),
     )
 
 
@@ -80,10 +82,15 @@ def savepoint_row(record: SavepointRecord) -> dict[str, Any]:
         "restored": record.restored,
         "variables": record.variables,
         "reads": record.reads,
+        "signature": record.signature,
     }
 
 
 def named_record(row: Any) -> NamedRecord:
     """The record of a `named` row."""
     value = bytes(row.content) if row.content is not None else row.value
-    return NamedRecord(row.kind, row.name, value, row.updated_at)
+    return NamedRecord(row.kind, row.name, value, row.updated_at, _bytes(row.signature))
+
+
+def _bytes(value: Any) -> bytes | None:
+    return bytes(value) if value is not None else None
