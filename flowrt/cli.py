@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from flowrt.client import Client, Handle, default_client, shutdown
+from flowrt.connectors.masking import mask_config
 from flowrt.errors import FlowrtError
 from flowrt.status import Status
 from flowrt.storage import SavepointRecord
@@ -384,11 +385,14 @@ def setting_list(as_json: bool) -> None:
 
 def _list_named(kind: str, as_json: bool) -> None:
     rows = _client().list_named(kind)
+    shown = {r.name: mask_config(r.value) if kind == "connector" else r.value for r in rows}
     if as_json:
-        _echo_json([{"name": r.name, "value": r.value, "updated_at": r.updated_at} for r in rows])
+        _echo_json(
+            [{"name": r.name, "value": shown[r.name], "updated_at": r.updated_at} for r in rows]
+        )
         return
     for r in rows:
-        value = r.value if kind != "flow" else f"{len(r.value['source'])} characters"
+        value = shown[r.name] if kind != "flow" else f"{len(r.value['source'])} characters"
         click.echo(f"{r.name:<24} {json.dumps(value, default=_json_default)}")
 
 

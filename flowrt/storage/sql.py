@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,7 +66,7 @@ def create_engine(url: str, pre_ping: bool = True) -> sa.Engine:
             url, pool_size=10, max_overflow=20, pool_pre_ping=pre_ping, hide_parameters=True
         )
     if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        _create_private(Path(parsed.database).expanduser())
     engine = sa.create_engine(
         url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True
     )
@@ -84,6 +85,16 @@ def create_engine(url: str, pre_ping: bool = True) -> sa.Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _create_private(path: Path) -> None:
+    # The embedded database holds flows' variables and connector credentials: readable by its
+    # owner only. SQLite gives its -wal and -shm files the mode of the database file.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
 
 
 def _now() -> datetime:
@@ -165,7 +176,10 @@ class SqlStore(LeaseStatements, NamedStatements, Store):
         self, limit: int = 50, status: Status | None = None
     ) -> list[ExecutionRecord]:
         query = sa.select(executions).order_by(executions.c.created_at.desc()).limit(limit)
-        if status is not None:
+        if status is Status.UNKNOWN:
+            known = [s.value for s in Status if s is not Status.UNKNOWN]
+            query = query.where(executions.c.status.not_in(known))
+        elif status is not None:
             query = query.where(executions.c.status == Status(status).value)
         with self.engine.begin() as conn:
             return [execution_record(row) for row in conn.execute(query)]
