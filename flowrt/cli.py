@@ -418,3 +418,18 @@ def upgrade() -> None:
     migrate.upgrade(engine)
     click.echo(f"database at revision {migrate.current_revision(engine)}")
     engine.dispose()
+
+
+@db.command()
+def resign() -> None:
+    """Sign the rows written before schema 0004 (trusted database only; see README)."""
+    from flowrt.resign import resign as resign_rows
+
+    client = _client()
+    settings = client.settings
+    report = resign_rows(client.store.engine, client.runtime.journal.signer, settings.secrets)
+    click.echo(
+        f"signed {report.executions} executions, {report.savepoints} savepoints and "
+        f"{report.flows} registered flows; {report.refused} savepoints refused (their blobs "
+        "match no key of FLOWRT_SECRET)"
+    )

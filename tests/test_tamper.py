@@ -8,6 +8,8 @@ ENDED_ERROR saying the row was altered, and that nothing from the row ran or was
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import pickle
 import subprocess
 import sys
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import ROOT, write_flow
+from conftest import ROOT, SECRET, write_flow
 
 import flowrt
 from flowrt.client import Handle
@@ -216,6 +218,61 @@ def test_a_row_without_a_signature_is_refused_naming_flowrt_db_resign(
     backend.sql("UPDATE executions SET signature = NULL WHERE id = :id", id=handle.id)
     message = backend.restore_and_refuse(handle)
     assert "flowrt db resign" in message
+
+
+def _legacy(blob: bytes | None, key: bytes) -> bytes | None:
+    # The blob format of schema 0003: kind (1 pickle, 2 dill) + MAC(kind + payload) + payload.
+    if blob is None:
+        return None
+    kind, payload = {3: b"\x01", 4: b"\x02"}[blob[0]], blob[1:]
+    return kind + hmac.new(key, kind + payload, hashlib.sha256).digest()[:16] + payload
+
+
+def test_rows_from_before_signatures_are_refused_until_flowrt_db_resign_signs_them(
+    backend: Backend, tmp_path: Path
+) -> None:
+    handle = backend.first_attempt(write_flow(tmp_path, FLOW), 3)
+    backend.sql("UPDATE executions SET signature = NULL WHERE id = :id", id=handle.id)
+    for sp in handle.savepoints():
+        backend.sql(
+            "UPDATE savepoints SET signature = NULL, answer = :answer, reads = :reads "
+            "WHERE id = :id",
+            answer=_legacy(sp.answer, SECRET.encode()),
+            reads=_legacy(sp.reads, SECRET.encode()),
+            id=sp.id,
+        )
+    assert "flowrt db resign" in backend.restore_and_refuse(handle)
+    flowrt.shutdown()
+    done = subprocess.run(
+        [str(FLOWRT), "db", "resign"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "signed 1 executions, 4 savepoints" in done.stdout
+    handle = flowrt.get(handle.id)
+    handle.restore(backend.savepoint_id(handle, 3)).wait()
+    assert handle.status is Status.ENDED_SUCCESS, handle.record().message
+    assert handle.outputs == {"n": 3, "restored": 2}
+
+
+def test_flowrt_db_resign_leaves_a_legacy_blob_with_a_foreign_mac_refused(
+    backend: Backend, tmp_path: Path
+) -> None:
+    handle = backend.first_attempt(write_flow(tmp_path, FLOW), 3)
+    second = backend.savepoint_id(handle, 2)
+    blob = [sp.answer for sp in handle.savepoints() if sp.id == second][0]
+    backend.sql(
+        "UPDATE savepoints SET signature = NULL, answer = :answer WHERE id = :id",
+        answer=_legacy(blob, b"another-secret-of-someone-else"),
+        id=second,
+    )
+    flowrt.shutdown()
+    done = subprocess.run(
+        [str(FLOWRT), "db", "resign"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "1 savepoints refused" in done.stdout
+    handle = flowrt.get(handle.id)
+    assert "flowrt db resign" in backend.restore_and_refuse(handle)
 
 
 def test_a_registered_flow_with_an_edited_source_is_refused_at_start(
