@@ -9,7 +9,11 @@ DATABASE_URL = ""
 # Celery broker URL (FLOWRT_BROKER_URL). memory:// is the embedded, in-process broker.
 BROKER_URL = "memory://localhost/"
 
-# Secret that signs savepoint blobs (FLOWRT_SECRET). Empty: a random one kept in HOME/secret.
+# Secrets that sign stored state (FLOWRT_SECRET), comma-separated: the first signs, all
+# verify, so a new key goes first and the old one stays listed until nothing it signed is
+# needed. Each is at least 16 characters and holds no comma. Empty: with the embedded
+# memory:// broker a random one kept in HOME/secret (mode 0600); with any other broker,
+# workers and clients refuse to start.
 SECRET = ""
 
 # Seconds an execution may wait in worker memory before it is unloaded (FLOWRT_SLEEP_MAX_SECONDS).

@@ -12,6 +12,7 @@ from typing import Any
 from config import defaults
 
 PREFIX = "FLOWRT_"
+MIN_SECRET_CHARS = 16
 
 
 class SettingsError(ValueError):
@@ -25,7 +26,8 @@ class Settings:
     home: Path
     database_url: str
     broker_url: str
-    secret: bytes
+    # The signing keys from FLOWRT_SECRET: the first signs, all verify (rotation).
+    secrets: tuple[bytes, ...]
     sleep_max_seconds: float
     max_restores: int
     max_answer_bytes: int
@@ -54,7 +56,8 @@ class Settings:
     def runtime_options(self) -> dict[str, Any]:
         """The keyword arguments of `flowrt.options.Options` taken from these settings."""
         return {
-            "secret": self.secret,
+            "secret": self.secrets[0],
+            "old_secrets": self.secrets[1:],
             "sleep_max_s": self.sleep_max_seconds,
             "max_restores": self.max_restores,
             "max_answer_bytes": self.max_answer_bytes,
@@ -81,11 +84,12 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     database_url = _text(env, "DATABASE_URL", defaults.DATABASE_URL)
     if not database_url:
         database_url = f"sqlite:///{home / 'flowrt.db'}"
+    broker_url = _text(env, "BROKER_URL", defaults.BROKER_URL)
     return Settings(
         home=home,
         database_url=database_url,
-        broker_url=_text(env, "BROKER_URL", defaults.BROKER_URL),
-        secret=_secret(env, home),
+        broker_url=broker_url,
+        secrets=_secrets(env, home, broker_url.startswith("memory://")),
         sleep_max_seconds=_number(env, "SLEEP_MAX_SECONDS", defaults.SLEEP_MAX_SECONDS, float),
         max_restores=_number(env, "MAX_RESTORES", defaults.MAX_RESTORES, int),
         max_answer_bytes=_number(env, "MAX_ANSWER_BYTES", defaults.MAX_ANSWER_BYTES, int),
@@ -154,14 +158,43 @@ def _count(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
-def _secret(env: Mapping[str, str], home: Path) -> bytes:
-    given = _text(env, "SECRET", defaults.SECRET)
-    if given:
-        return given.encode()
+def _secrets(env: Mapping[str, str], home: Path, embedded: bool) -> tuple[bytes, ...]:
+    """The keys of FLOWRT_SECRET (comma-separated, the first signs); generated only when
+    embedded, where no other process shares the database's state."""
+    given = [part.strip() for part in _text(env, "SECRET", defaults.SECRET).split(",")]
+    keys = tuple(part.encode() for part in given if part)
+    short = [n for n, key in enumerate(keys, start=1) if len(key) < MIN_SECRET_CHARS]
+    if short:
+        raise SettingsError(
+            f"{PREFIX}SECRET: secret number {short[0]} of the list is shorter than "
+            f"{MIN_SECRET_CHARS} characters; use long random ones, such as "
+            "`python -c 'import secrets; print(secrets.token_hex(32))'`"
+        )
+    if keys:
+        return keys
+    if not embedded:
+        raise SettingsError(
+            f"{PREFIX}SECRET is not set: with the broker {PREFIX}BROKER_URL (not memory://) "
+            "every worker and client must sign and check stored state with the same secret; "
+            f"set {PREFIX}SECRET to the same long random value for all of them"
+        )
+    return (_generated_secret(home),)
+
+
+def _generated_secret(home: Path) -> bytes:
+    # Created readable by its owner only, and whole: written aside, then linked into place,
+    # so a second process starting at the same time reads either nothing or all of it.
     path = home / "secret"
     if not path.exists():
         home.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        spare = home / f".secret.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(spare, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
             out.write(secrets.token_hex(32))
+        try:
+            os.link(spare, path)
+        except FileExistsError:
+            pass
+        finally:
+            spare.unlink()
     return path.read_text().strip().encode()

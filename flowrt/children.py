@@ -26,7 +26,7 @@ class Children(RuntimeCore):
         existing = self.store.get_executions([child_id])
         if existing:
             return existing[0]
-        name, source = resolve_flow(self.store, flow)
+        name, source = resolve_flow(self.store, flow, self.journal.signer)
         return self.start(
             name, source, inputs, parent_id=parent.execution_id, execution_id=child_id
         )

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from flowrt.client import Client, Handle, default_client, shutdown
+from flowrt.connectors.masking import mask_config
 from flowrt.embedded import pin_hash_seed
 from flowrt.errors import FlowrtError
 from flowrt.status import Status
@@ -55,6 +56,9 @@ def _json_default(value: Any) -> Any:
 
 def _echo_json(value: Any) -> None:
     click.echo(json.dumps(value, default=_json_default, indent=2))
+
+
+_HIDDEN = ("answer", "digest", "signature")  # blobs and signatures are not for people
 
 
 def _savepoint_line(sp: SavepointRecord) -> str:
@@ -158,6 +162,7 @@ def executions(status: str | None, limit: int, as_json: bool) -> None:
 def _execution_dict(record: Any) -> dict[str, Any]:
     data = asdict(record)
     data.pop("source")
+    data.pop("signature", None)
     data["status"] = record.status.value
     return data
 
@@ -194,7 +199,7 @@ def savepoints(execution_id: str, as_json: bool) -> None:
         _echo_json(
             [
                 {
-                    **{k: v for k, v in asdict(sp).items() if k not in ("answer", "digest")},
+                    **{k: v for k, v in asdict(sp).items() if k not in _HIDDEN},
                     "head": sp.id == head,
                 }
                 for sp in rows
@@ -382,11 +387,14 @@ def setting_list(as_json: bool) -> None:
 
 def _list_named(kind: str, as_json: bool) -> None:
     rows = _client().list_named(kind)
+    shown = {r.name: mask_config(r.value) if kind == "connector" else r.value for r in rows}
     if as_json:
-        _echo_json([{"name": r.name, "value": r.value, "updated_at": r.updated_at} for r in rows])
+        _echo_json(
+            [{"name": r.name, "value": shown[r.name], "updated_at": r.updated_at} for r in rows]
+        )
         return
     for r in rows:
-        value = r.value if kind != "flow" else f"{len(r.value['source'])} characters"
+        value = shown[r.name] if kind != "flow" else f"{len(r.value['source'])} characters"
         click.echo(f"{r.name:<24} {json.dumps(value, default=_json_default)}")
 
 
@@ -412,3 +420,18 @@ def upgrade() -> None:
     migrate.upgrade(engine)
     click.echo(f"database at revision {migrate.current_revision(engine)}")
     engine.dispose()
+
+
+@db.command()
+def resign() -> None:
+    """Sign the rows written before schema 0004 (trusted database only; see README)."""
+    from flowrt.resign import resign as resign_rows
+
+    client = _client()
+    settings = client.settings
+    report = resign_rows(client.store.engine, client.runtime.journal.signer, settings.secrets)
+    click.echo(
+        f"signed {report.executions} executions, {report.savepoints} savepoints and "
+        f"{report.flows} registered flows; {report.refused} savepoints refused (their blobs "
+        "match no key of FLOWRT_SECRET)"
+    )

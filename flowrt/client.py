@@ -16,6 +16,7 @@ from flowrt.errors import ConfigurationError
 from flowrt.options import Options
 from flowrt.runtime import Runtime
 from flowrt.script import FLOW, FlowScript, read_source, resolve_flow
+from flowrt.seals import sign_flow
 from flowrt.status import Status
 from flowrt.storage import ExecutionRecord, LogRecord, NamedRecord, SavepointRecord, open_store
 from flowrt.values import check_json, check_name
@@ -71,7 +72,7 @@ class Client:
 
     def resolve_flow(self, flow: str) -> tuple[str, str]:
         """`(name, source)` of a flow file or registered flow."""
-        return resolve_flow(self.store, flow)
+        return resolve_flow(self.store, flow, self.runtime.journal.signer)
 
     def list_executions(
         self, limit: int = 50, status: Status | None = None
@@ -91,7 +92,8 @@ class Client:
         """Store the flow file at `path` under `name`, so `start(name)` and children find it."""
         source = read_source(path, name)
         FlowScript.compile(name, source)
-        self.store.put_named(FLOW, name, {"source": source})
+        signature = sign_flow(self.runtime.journal.signer, name, source)
+        self.store.put_named(FLOW, name, {"source": source}, signature)
 
     def set_setting(self, name: str, value: Any) -> None:
         """Create or replace the setting `name` (any JSON value)."""

@@ -16,11 +16,13 @@ from flowrt.clock import utc_now
 from flowrt.connectors import Connectors
 from flowrt.dispatch import Dispatcher, StepTicket
 from flowrt.errors import SerializationError
+from flowrt.ids import new_id
 from flowrt.isolation import Isolation
 from flowrt.journal import Journal
 from flowrt.live import LiveExecution, StopReason
 from flowrt.options import Options
 from flowrt.script import FlowScript
+from flowrt.seals import sign_execution
 from flowrt.storage.base import ExecutionRecord, SavepointRecord, Store
 
 log = logging.getLogger("flowrt")
@@ -33,7 +35,8 @@ class RuntimeCore:
         self, store: Store, options: Options, dispatcher: Dispatcher, worker: str | None = None
     ) -> None:
         self.store, self.options, self.dispatcher, self.worker = store, options, dispatcher, worker
-        self.journal = Journal(store, Signer(options.secret), options.max_answer_bytes)
+        signer = Signer((options.secret, *options.old_secrets))
+        self.journal = Journal(store, signer, options.max_answer_bytes)
         self.live = LiveCache(options.live_max)
         self.connectors = Connectors(store)
         self._scripts: dict[tuple[str, str], FlowScript] = {}
@@ -90,6 +93,10 @@ class RuntimeCore:
             inputs = json.loads(json.dumps(inputs or {}))
         except (TypeError, ValueError) as error:
             raise SerializationError(call, f"inputs must be JSON-serialisable: {error}") from None
+        execution_id = execution_id or new_id()
+        signature = sign_execution(
+            self.journal.signer, execution_id, flow_name, source, inputs, parent_id
+        )
         record = self.store.create_execution(
             flow_name,
             source,
@@ -97,6 +104,7 @@ class RuntimeCore:
             execution_id=execution_id,
             parent_id=parent_id,
             lease_until=self.lease_until(),
+            signature=signature,
         )
         self.dispatcher.enqueue_step(StepTicket(record.id, 0, flow_name, 0, "start"))
         return record

@@ -168,17 +168,18 @@ class RestoreLoopError(SavepointError, FlowApiError):
 
 
 class TamperedSavepointError(SavepointError):
-    """Raised when a stored blob's signature does not match: it is refused, never unpickled."""
+    """Raised when a stored row's signature does not match: it is refused, never unpickled,
+    compiled or run."""
 
-    def __init__(self, what: str) -> None:
-        super().__init__(what)
-        self.what = what
+    def __init__(self, what: str, reason: str = "") -> None:
+        super().__init__(what, reason)
+        self.what, self.reason = what, reason
 
     def __str__(self) -> str:
-        return (
-            f"{self.what} failed its signature check and was not loaded: it was altered in the "
-            "database or written with another FLOWRT_SECRET"
+        reason = self.reason or (
+            "it was altered in the database or written with another FLOWRT_SECRET"
         )
+        return f"{self.what} failed its signature check and was not loaded: {reason}"
 
 
 # --- replay -------------------------------------------------------------------------------------
@@ -374,3 +375,10 @@ class ForeignThreadError(FlowApiError):
             "calls and reads of time, random, uuid and entropy from the handler's thread, and "
             "hand their results to the threads you start"
         )
+
+
+# --- stored state (continued) ----------------------------------------------------------------
+
+
+class TamperedFlowError(TamperedSavepointError, FlowApiError):
+    """Raised when a registered flow's stored source fails its signature check; never run."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,6 +11,7 @@ from flowrt.calls import Outcome
 from flowrt.errors import AnswerTooLargeError, SerializationError
 from flowrt.ids import new_id
 from flowrt.live import LiveExecution, Parked, ReplayEntry
+from flowrt.seals import check_execution, check_timeline, sign_savepoint
 from flowrt.storage.base import ExecutionRecord, SavepointRecord, Store
 
 
@@ -20,10 +22,17 @@ class Journal:
         self.store, self.signer, self.max_answer_bytes = store, signer, max_answer_bytes
 
     def entries(self, record: ExecutionRecord) -> tuple[list[ReplayEntry], SavepointRecord | None]:
-        """The replay entries of the execution's timeline, and its head savepoint."""
+        """The replay entries of the execution's timeline, and its head savepoint.
+
+        Raises `TamperedSavepointError` before anything is unpickled (or the source compiled)
+        unless the execution's source and inputs and every row of its timeline carry their
+        own signatures, made with a key of FLOWRT_SECRET.
+        """
+        check_execution(self.signer, record)
         if record.head_id is None:
             return [], None
         timeline = self.store.get_timeline(record.head_id)
+        check_timeline(self.signer, record, timeline)
         entries = []
         for row, after in zip(timeline, [*timeline[1:], None], strict=True):
             outcome = None
@@ -59,7 +68,7 @@ class Journal:
     ) -> SavepointRecord:
         """The row of the call the flow parked at, holding the answer of the call before."""
         call, head, reads = event.call, live.head, live.reads.take_new()
-        return SavepointRecord(
+        record = SavepointRecord(
             id=new_id(),
             execution_id=live.execution_id,
             seq=head.seq + 1 if head else 1,
@@ -73,6 +82,7 @@ class Journal:
             variables=call.variables,
             reads=self.signer.dumps(reads) if reads else None,
         )
+        return replace(record, signature=sign_savepoint(self.signer, record))
 
 
 def _payload(outcome: Outcome) -> tuple[Any, BaseException | None] | None:

@@ -12,7 +12,8 @@ class Options:
     """Limits and secrets a `Runtime` works with; `config.Settings.runtime_options()` fills them.
 
     Attributes:
-        secret: key that signs every stored blob (HMAC-SHA256).
+        secret: key that signs every stored row (HMAC-SHA256).
+        old_secrets: keys that no longer sign but still verify what they signed (rotation).
         sleep_max_s: seconds a waiting execution may stay in worker memory.
         max_restores: times a flow may restore one savepoint before "restore loop".
         max_answer_bytes: largest serialised answer of one Flow-API call.
@@ -33,6 +34,7 @@ class Options:
     """
 
     secret: bytes
+    old_secrets: tuple[bytes, ...] = ()
     sleep_max_s: float = 60.0
     max_restores: int = 25
     max_answer_bytes: int = 16 * 1024 * 1024
@@ -47,7 +49,7 @@ class Options:
     commit_retry_max_s: float = 1.0
 
     def __post_init__(self) -> None:
-        if len(self.secret) < 16:
+        if any(len(key) < 16 for key in (self.secret, *self.old_secrets)):
             raise ConfigurationError(
                 "the signing secret is shorter than 16 bytes: set FLOWRT_SECRET to a longer one"
             )

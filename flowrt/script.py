@@ -25,6 +25,7 @@ from flowrt.unwinding import compile_flow
 from flowrt.values import MAX_NAME_CHARS, check_name
 
 if TYPE_CHECKING:
+    from flowrt.blobs import Signer
     from flowrt.storage.base import Store
 
 FLOW = "flow"  # the kind of named object that holds a registered flow's source
@@ -203,8 +204,11 @@ def read_source(path: str | Path, name: str | None = None) -> str:
         ) from None
 
 
-def resolve_flow(store: Store, flow: str) -> tuple[str, str]:
-    """`(name, source)` of a flow file path or of a flow registered under that name."""
+def resolve_flow(store: Store, flow: str, signer: Signer) -> tuple[str, str]:
+    """`(name, source)` of a flow file path or of a flow registered under that name.
+
+    A registered flow's source is returned only once its signature is checked.
+    """
     if "\x00" in flow:
         raise FlowNotFoundError(flow)
     path = Path(flow)
@@ -221,4 +225,6 @@ def resolve_flow(store: Store, flow: str) -> tuple[str, str]:
     record = store.get_named(FLOW, flow)
     if record is None:
         raise FlowNotFoundError(flow)
-    return flow, str(record.value["source"])
+    from flowrt.seals import check_flow  # seals reads storage records, which import much
+
+    return flow, check_flow(signer, record)

@@ -14,6 +14,9 @@ class Status(StrEnum):
     ENDED_SUCCESS = "ENDED_SUCCESS"
     ENDED_ERROR = "ENDED_ERROR"
     ENDED_CANCELLED = "ENDED_CANCELLED"
+    # Not one flowrt writes: a stored value it does not know (an altered row) reads as this,
+    # so that one bad row cannot break a listing; nothing runs, restores or reaps it.
+    UNKNOWN = "UNKNOWN"
 
     @property
     def ended(self) -> bool:

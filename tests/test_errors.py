@@ -24,6 +24,8 @@ SAMPLES: list[BaseException] = [
     errors.ForeignSavepointError("a", "s", "b"),
     errors.RestoreLoopError("s", "n", 3, 3),
     errors.TamperedSavepointError("row"),
+    errors.TamperedSavepointError("row", "it has no signature"),
+    errors.TamperedFlowError("the registered flow 'f'", "it was altered"),
     errors.ReplayError("x"),
     errors.DeterminismError(2, 5, "log(…) at line 5", "calls get() at line 5"),
     errors.FlowApiError("x"),

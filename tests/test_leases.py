@@ -17,6 +17,7 @@ from conftest import SECRET, Recorder, wait_until
 from flowrt import leases
 from flowrt.options import Options
 from flowrt.runtime import Runtime
+from flowrt.seals import sign_flow
 from flowrt.status import Status
 from flowrt.storage import SqlStore
 from flowrt.storage.schema import executions
@@ -218,7 +219,8 @@ def test_a_short_sleep_stays_loaded_and_sends_its_step_to_its_worker_for_when_it
 
 
 def test_the_heartbeat_renews_held_leases_and_unloads_a_parent_idle_past_sleep_max(workers):
-    workers.store.put_named("flow", "child", {"source": CHILD})
+    signature = sign_flow(workers.w1.journal.signer, "child", CHILD)
+    workers.store.put_named("flow", "child", {"source": CHILD}, signature)
     parent = textwrap.dedent("""
         import flow_api
 

@@ -582,14 +582,25 @@ def _flip(blob: bytes, index: int) -> bytes:
     return bytes(data)
 
 
-@pytest.mark.parametrize("where", ["version", "mac", "payload-start", "payload-end"])
+def _check_then_load(signer: Signer, signature: bytes | None, blob: bytes) -> object:
+    # What the journal does: the row's signature is checked before its blob is unpickled.
+    signer.check(signature, "test/1", ("place", blob), "savepoint #3")
+    return signer.loads(blob, "savepoint #3")
+
+
+@pytest.mark.parametrize("where", ["signature", "kind", "payload-start", "payload-end"])
 def test_a_flipped_byte_raises_tampered_without_unpickling(tmp_path: Path, where: str) -> None:
     marker = tmp_path / "ran"
     signer = Signer(KEY)
     blob = signer.dumps(WritesFileWhenUnpickled(marker))
-    index = {"version": 0, "mac": 5, "payload-start": 17, "payload-end": len(blob) - 2}[where]
+    signature = signer.sign("test/1", ("place", blob))
+    if where == "signature":
+        signature = _flip(signature, 7)
+    else:
+        index = {"kind": 0, "payload-start": 3, "payload-end": len(blob) - 2}[where]
+        blob = _flip(blob, index)
     with pytest.raises(TamperedSavepointError) as caught:
-        signer.loads(_flip(blob, index), "savepoint #3")
+        _check_then_load(signer, signature, blob)
     assert "savepoint #3" in str(caught.value)
     assert not marker.exists()
 
@@ -598,19 +609,31 @@ def test_a_blob_signed_with_another_secret_raises_tampered_without_unpickling(
     tmp_path: Path,
 ) -> None:
     marker = tmp_path / "ran"
-    blob = Signer(b"another-secret-of-someone-else").dumps(WritesFileWhenUnpickled(marker))
-    with pytest.raises(TamperedSavepointError):
-        Signer(KEY).loads(blob, "foreign blob")
+    other = Signer(b"another-secret-of-someone-else")
+    blob = other.dumps(WritesFileWhenUnpickled(marker))
+    with pytest.raises(TamperedSavepointError) as caught:
+        _check_then_load(Signer(KEY), other.sign("test/1", ("place", blob)), blob)
+    assert "FLOWRT_SECRET does not list" in str(caught.value)
     assert not marker.exists()
 
 
-def test_an_unsigned_or_truncated_blob_raises_tampered_without_unpickling(tmp_path: Path) -> None:
-    import dill
-
+def test_an_unsigned_or_truncated_signature_raises_tampered_without_unpickling(
+    tmp_path: Path,
+) -> None:
     marker = tmp_path / "ran"
-    payload = dill.dumps(WritesFileWhenUnpickled(marker))
     signer = Signer(KEY)
-    for blob in (payload, b"\x01" + b"\x00" * 16 + payload, b"", b"\x01", signer.dumps(1)[:10]):
+    blob = signer.dumps(WritesFileWhenUnpickled(marker))
+    good = signer.sign("test/1", ("place", blob))
+    for signature in (None, b"", good[:4], good[:-1], good + b"\x00"):
         with pytest.raises(TamperedSavepointError):
-            signer.loads(blob, "forged blob")
+            _check_then_load(signer, signature, blob)
     assert not marker.exists()
+
+
+def test_a_signature_is_bound_to_its_place_and_field_boundaries() -> None:
+    signer = Signer(KEY)
+    signature = signer.sign("test/1", ("ab", "c"))
+    signer.check(signature, "test/1", ("ab", "c"), "row")
+    for domain, fields in [("test/2", ("ab", "c")), ("test/1", ("a", "bc")), ("test/1", ("ab",))]:
+        with pytest.raises(TamperedSavepointError):
+            signer.check(signature, domain, fields, "row")

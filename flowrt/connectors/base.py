@@ -6,6 +6,7 @@ import abc
 import threading
 from typing import Any, ClassVar
 
+from flowrt.connectors.masking import mask_text, secrets_of
 from flowrt.errors import (
     ConnectorConfigError,
     ConnectorError,
@@ -27,6 +28,11 @@ class Connector(abc.ABC):
 
     def __init__(self, name: str, config: dict[str, Any]) -> None:
         self.name, self.config = name, config
+        self.secrets = secrets_of(config)
+
+    def masked(self, text: str) -> str:
+        """`text` with this connector's credentials masked: for every message it raises."""
+        return mask_text(text, self.secrets)
 
     @classmethod
     def check(cls, config: dict[str, Any]) -> str | None:
@@ -78,7 +84,7 @@ def check_config(name: str, type_name: str, config: dict[str, Any]) -> dict[str,
         )
     problem = cls.check(config)
     if problem is not None:
-        raise ConnectorConfigError(name, problem)
+        raise ConnectorConfigError(name, mask_text(problem, secrets_of(config)))
     return {"type": type_name, **config}
 
 
@@ -125,6 +131,7 @@ def _build(name: str, config: dict[str, Any]) -> Connector:
     except ConnectorError as error:
         if isinstance(error, ConnectorConfigError):
             raise
-        raise ConnectorConfigError(name, str(error)) from None
+        raise ConnectorConfigError(name, mask_text(str(error), secrets_of(settings))) from None
     except Exception as error:  # say, the database driver of a SQL URL is not installed
-        raise ConnectorConfigError(name, f"{type(error).__name__}: {error}") from None
+        problem = mask_text(f"{type(error).__name__}: {error}", secrets_of(settings))
+        raise ConnectorConfigError(name, problem) from None

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 
 from flowrt.connectors.base import Connector
+from flowrt.connectors.masking import mask_url
 from flowrt.errors import ConnectorError, HttpStatusError
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -68,12 +69,15 @@ class RestConnector(Connector):
                 headers=headers,
             )
         except httpx.HTTPError as exc:
-            where = f"{self.config['base_url']}{params.get('path', '')}"
+            where = mask_url(f"{self.config['base_url']}{params.get('path', '')}")
             raise ConnectorError(
-                f"connector {self.name!r}: {method} {where}: {type(exc).__name__}: {exc}"
+                self.masked(
+                    f"connector {self.name!r}: {method} {where}: {type(exc).__name__}: {exc}"
+                )
             ) from None
         if response.status_code >= 400 and params.get("raise_for_status", True):
-            raise HttpStatusError(method, str(response.url), response.status_code, response.text)
+            where = self.masked(mask_url(str(response.url)))
+            raise HttpStatusError(method, where, response.status_code, self.masked(response.text))
         try:
             body = response.json()
         except ValueError:

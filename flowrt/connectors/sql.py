@@ -61,7 +61,7 @@ class SqlConnector(Connector):
         except sa.exc.SQLAlchemyError as exc:
             cause = getattr(exc, "orig", None) or exc
             raise ConnectorError(
-                f"connector {self.name!r}: {type(cause).__name__}: {cause}"
+                self.masked(f"connector {self.name!r}: {type(cause).__name__}: {cause}")
             ) from None
 
     def close(self) -> None:

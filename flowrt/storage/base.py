@@ -36,6 +36,8 @@ class ExecutionRecord:
     parent_id: str | None = None
     crashes: int = 0
     suspect_on: str | None = None
+    # Signs id, flow_name, source, inputs and parent_id (see flowrt/seals.py).
+    signature: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,8 @@ class SavepointRecord:
     restored: int = 0
     variables: dict[str, str] | None = None
     reads: bytes | None = None
+    # Signs the row's place, call, digest and blobs (see flowrt/seals.py).
+    signature: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,7 @@ class NamedRecord:
     name: str
     value: Any
     updated_at: datetime
+    signature: bytes | None = None  # registered flows only: signs name and source
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,7 @@ class Store(abc.ABC):
         execution_id: str | None = None,
         parent_id: str | None = None,
         lease_until: datetime | None = None,
+        signature: bytes | None = None,
     ) -> ExecutionRecord:
         """Insert a new RUNNING execution at version 0 with no savepoint yet.
 
@@ -260,7 +266,7 @@ class Store(abc.ABC):
     # --- named objects: connectors, flows, settings, files -----------------------------------
 
     @abc.abstractmethod
-    def put_named(self, kind: str, name: str, value: Any) -> None:
+    def put_named(self, kind: str, name: str, value: Any, signature: bytes | None = None) -> None:
         """Create or replace the `kind` object `name` (value is JSON for all but files)."""
 
     @abc.abstractmethod

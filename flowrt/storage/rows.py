@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
 from flowrt.status import Status
 from flowrt.storage.base import ExecutionRecord, NamedRecord, SavepointRecord
+
+log = logging.getLogger("flowrt")
 
 
 def is_uuid(text: str) -> bool:
@@ -24,7 +27,7 @@ def execution_record(row: Any) -> ExecutionRecord:
         id=row.id,
         flow_name=row.flow_name,
         source=row.source,
-        status=Status(row.status),
+        status=_status(row.id, row.status),
         version=row.version,
         head_id=row.head_id,
         inputs=row.inputs,
@@ -42,6 +45,7 @@ def execution_record(row: Any) -> ExecutionRecord:
         parent_id=row.parent_id,
         crashes=row.crashes,
         suspect_on=row.suspect_on,
+        signature=_bytes(row.signature),
     )
 
 
@@ -60,7 +64,8 @@ def savepoint_record(row: Any) -> SavepointRecord:
         answer=bytes(row.answer) if row.answer is not None else None,
         restored=row.restored,
         variables=row.variables,
-        reads=bytes(row.reads) if row.reads is not None else None,
+        reads=_bytes(row.reads),
+        signature=_bytes(row.signature),
     )
 
 
@@ -80,10 +85,30 @@ def savepoint_row(record: SavepointRecord) -> dict[str, Any]:
         "restored": record.restored,
         "variables": record.variables,
         "reads": record.reads,
+        "signature": record.signature,
     }
 
 
 def named_record(row: Any) -> NamedRecord:
     """The record of a `named` row."""
     value = bytes(row.content) if row.content is not None else row.value
-    return NamedRecord(row.kind, row.name, value, row.updated_at)
+    return NamedRecord(row.kind, row.name, value, row.updated_at, _bytes(row.signature))
+
+
+def _status(execution_id: str, value: str) -> Status:
+    try:
+        status = Status(value)
+    except ValueError:
+        status = Status.UNKNOWN
+    if status is Status.UNKNOWN:
+        log.warning(
+            "execution %s has the status %r, which flowrt does not know: it is shown as UNKNOWN "
+            "and left alone (the row was altered; set a known status to use it again)",
+            execution_id,
+            value,
+        )
+    return status
+
+
+def _bytes(value: Any) -> bytes | None:
+    return bytes(value) if value is not None else None

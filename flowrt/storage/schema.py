@@ -57,6 +57,8 @@ executions = sa.Table(
     # and the worker its step runs alone on while it is a suspect (see flowrt/isolation.py).
     sa.Column("crashes", sa.Integer, nullable=False, server_default="0"),
     sa.Column("suspect_on", sa.String(200), nullable=True),
+    # Signs what a worker runs and trusts of the row (see flowrt/seals.py); NULL before 0004.
+    sa.Column("signature", sa.LargeBinary(20), nullable=True),
     sa.Index("ix_executions_status", "status"),
     sa.Index("ix_executions_created_at", "created_at"),
     sa.Index("ix_executions_parent", "parent_id"),
@@ -78,6 +80,7 @@ savepoints = sa.Table(
     sa.Column("restored", sa.Integer, nullable=False, server_default="0"),
     sa.Column("variables", sa.JSON, nullable=True),
     sa.Column("reads", sa.LargeBinary, nullable=True),
+    sa.Column("signature", sa.LargeBinary(20), nullable=True),
     sa.Index("ix_savepoints_execution_seq", "execution_id", "seq"),
 )
 
@@ -101,4 +104,5 @@ named = sa.Table(
     sa.Column("value", sa.JSON, nullable=True),
     sa.Column("content", sa.LargeBinary, nullable=True),
     sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("signature", sa.LargeBinary(20), nullable=True),
 )

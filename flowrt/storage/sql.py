@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,20 +24,19 @@ from flowrt.storage import migrate as migrations
 from flowrt.storage.base import (
     ExecutionRecord,
     LogRecord,
-    NamedRecord,
     SavepointRecord,
     StepCommit,
     Store,
 )
 from flowrt.storage.leases import LeaseStatements
+from flowrt.storage.named import NamedStatements
 from flowrt.storage.rows import (
     execution_record,
     is_uuid,
-    named_record,
     savepoint_record,
     savepoint_row,
 )
-from flowrt.storage.schema import executions, logs, named, savepoints
+from flowrt.storage.schema import executions, logs, savepoints
 
 
 def open_store(url: str, *, migrate: bool | None = None, pre_ping: bool = True) -> SqlStore:
@@ -66,7 +66,7 @@ def create_engine(url: str, pre_ping: bool = True) -> sa.Engine:
             url, pool_size=10, max_overflow=20, pool_pre_ping=pre_ping, hide_parameters=True
         )
     if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        _create_private(Path(parsed.database).expanduser())
     engine = sa.create_engine(
         url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True
     )
@@ -87,11 +87,21 @@ def create_engine(url: str, pre_ping: bool = True) -> sa.Engine:
     return engine
 
 
+def _create_private(path: Path) -> None:
+    # The embedded database holds flows' variables and connector credentials: readable by its
+    # owner only. SQLite gives its -wal and -shm files the mode of the database file.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class SqlStore(LeaseStatements, Store):
+class SqlStore(LeaseStatements, NamedStatements, Store):
     """`Store` on a SQLAlchemy engine; each public method runs in one transaction."""
 
     def __init__(self, engine: sa.Engine) -> None:
@@ -116,6 +126,7 @@ class SqlStore(LeaseStatements, Store):
         execution_id: str | None = None,
         parent_id: str | None = None,
         lease_until: datetime | None = None,
+        signature: bytes | None = None,
     ) -> ExecutionRecord:
         now, execution_id = _now(), execution_id or new_id()
         row = {
@@ -131,6 +142,7 @@ class SqlStore(LeaseStatements, Store):
             "updated_at": now,
             "parent_id": parent_id,
             "lease_until": lease_until,
+            "signature": signature,
         }
         statement = self._insert(executions).values(row).on_conflict_do_nothing()
         with self.engine.begin() as conn:
@@ -164,7 +176,10 @@ class SqlStore(LeaseStatements, Store):
         self, limit: int = 50, status: Status | None = None
     ) -> list[ExecutionRecord]:
         query = sa.select(executions).order_by(executions.c.created_at.desc()).limit(limit)
-        if status is not None:
+        if status is Status.UNKNOWN:
+            known = [s.value for s in Status if s is not Status.UNKNOWN]
+            query = query.where(executions.c.status.not_in(known))
+        elif status is not None:
             query = query.where(executions.c.status == Status(status).value)
         with self.engine.begin() as conn:
             return [execution_record(row) for row in conn.execute(query)]
@@ -346,38 +361,6 @@ class SqlStore(LeaseStatements, Store):
                 LogRecord(r.execution_id, r.seq, r.line, r.created_at, r.message)
                 for r in conn.execute(query)
             ]
-
-    # --- named objects ----------------------------------------------------------------------
-
-    def put_named(self, kind: str, name: str, value: Any) -> None:
-        row = {"kind": kind, "name": name, "updated_at": _now()}
-        if isinstance(value, (bytes, bytearray)):
-            row.update(value=None, content=bytes(value))
-        else:
-            row.update(value=value, content=None)
-        statement = self._insert(named).values(row)
-        statement = statement.on_conflict_do_update(
-            index_elements=["kind", "name"],
-            set_={k: statement.excluded[k] for k in ("value", "content", "updated_at")},
-        )
-        with self.engine.begin() as conn:
-            conn.execute(statement)
-
-    def get_named(self, kind: str, name: str) -> NamedRecord | None:
-        query = sa.select(named).where(named.c.kind == kind, named.c.name == name)
-        with self.engine.begin() as conn:
-            row = conn.execute(query).first()
-        return named_record(row) if row is not None else None
-
-    def list_named(self, kind: str) -> list[NamedRecord]:
-        query = sa.select(named).where(named.c.kind == kind).order_by(named.c.name)
-        with self.engine.begin() as conn:
-            return [named_record(row) for row in conn.execute(query)]
-
-    def delete_named(self, kind: str, name: str) -> bool:
-        with self.engine.begin() as conn:
-            gone = conn.execute(named.delete().where(named.c.kind == kind, named.c.name == name))
-        return gone.rowcount > 0
 
     def _commit_in_one_statement(self, commit: StepCommit, values: dict[str, Any]) -> bool:
         # WITH moved AS (UPDATE ... WHERE version = :v RETURNING id) INSERT ... SELECT FROM moved:
