@@ -62,6 +62,32 @@ executions = sa.Table(
     sa.Index("ix_executions_parent", "parent_id"),
 )
 
+# What the periodic queries (the reaper, heartbeats, a stopping worker) look for, written
+# once and repeated verbatim in their WHERE clauses, so that each reads a partial index of
+# the rows that are due or held, never the sleeping ones: SQLite uses a partial index only
+# when the WHERE clause repeats each of its terms, and PostgreSQL only when the predicate
+# is implied by literals, not by parameters (a prepared statement's generic plan). The
+# status leads each index so that SQLite, which keeps no statistics, prefers it to the
+# plain status index: an equality on two columns beats one on one.
+RUNNING = executions.c.status == sa.literal_column("'RUNNING'")
+WAITING = executions.c.status == sa.literal_column("'WAITING'")
+HELD = executions.c.worker.is_not(None)
+
+
+def _partial(name: str, columns: tuple[str, ...], where: Any) -> sa.Index:
+    return sa.Index(
+        name, *(executions.c[c] for c in columns), postgresql_where=where, sqlite_where=where
+    )
+
+
+# Waiting executions by wake-up time: the reaper reads the sleeps that are due (a range,
+# however many sleep) and the parents with no wake-up time (waiting for children).
+_partial("ix_executions_waiting", ("status", "wake_at"), WAITING)
+# Running executions by lease: the reaper reads those nobody answers for.
+_partial("ix_executions_running", ("status", "lease_until"), RUNNING)
+# Executions a worker holds: its lease renewals, and its release when it stops.
+_partial("ix_executions_worker", ("worker",), HELD)
+
 savepoints = sa.Table(
     "savepoints",
     metadata,

@@ -1,0 +1,43 @@
+"""Partial indexes of the rows the periodic queries look for: due sleeps, running leases, held.
+
+With them the reaper's pass, a worker's lease renewals and its release cost in proportion
+to the executions that are due or held, not to how many sleep (see storage/schema.py).
+A plain CREATE INDEX holds off writes to `executions` while it builds: run this upgrade
+while no worker runs, or create the indexes CONCURRENTLY by hand first (same names).
+
+Revision ID: 0010
+Revises: 0003
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0010"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+# name: (columns, predicate), as in storage/schema.py.
+INDEXES = {
+    "ix_executions_waiting": (["status", "wake_at"], "status = 'WAITING'"),
+    "ix_executions_running": (["status", "lease_until"], "status = 'RUNNING'"),
+    "ix_executions_worker": (["worker"], "worker IS NOT NULL"),
+}
+
+
+def upgrade() -> None:
+    for name, (columns, where) in INDEXES.items():
+        predicate = sa.text(where)
+        op.create_index(
+            name,
+            "executions",
+            columns,
+            postgresql_where=predicate,
+            sqlite_where=predicate,
+            if_not_exists=True,
+        )
+
+
+def downgrade() -> None:
+    for name in INDEXES:
+        op.drop_index(name, "executions", if_exists=True)
