@@ -90,32 +90,13 @@ class LeaseStatements:
         return execution_record(row) if row is not None else None
 
     def wake_parents(self, now: datetime) -> int:
-        child = executions.alias("child")
-        c = executions.c
-        ended_child = (
-            sa.select(child.c.id)
-            .where(child.c.parent_id == c.id, child.c.ended_at >= c.updated_at)
-            .exists()
-        )
-        statement = (
-            executions.update().where(WAITING, c.wake_at.is_(None), ended_child).values(wake_at=now)
-        )
         with self.engine.begin() as conn:
-            return conn.execute(statement).rowcount
+            return conn.execute(_WAKE_PARENTS, {"now": now}).rowcount
 
     def overdue(self, now: datetime, limit: int) -> list[ExecutionRecord]:
-        # One arm per range of a partial index: an OR of them would read every sleeping row.
-        c, select = executions.c, sa.select(executions)
-        due = sa.union_all(
-            select.where(RUNNING, c.lease_until.is_(None)),
-            select.where(RUNNING, c.lease_until < now),
-            select.where(WAITING, c.wake_at <= now).where(_lease_over(now)),
-        ).subquery("due")
-        query = (
-            sa.select(due).order_by(due.c.lease_until.is_not(None), due.c.lease_until).limit(limit)
-        )
         with self.engine.begin() as conn:
-            return [execution_record(row) for row in conn.execute(query)]
+            rows = conn.execute(_OVERDUE, {"now": now, "limit": limit})
+            return [execution_record(row) for row in rows]
 
     def take_over(
         self, execution_ids: Iterable[str], now: datetime, lease_until: datetime
@@ -151,7 +132,31 @@ class LeaseStatements:
             return conn.execute(statement).rowcount == 1
 
 
-def _lease_over(now: datetime) -> Any:
+def _overdue() -> Any:
+    # One arm per range of a partial index: an OR of them would read every sleeping row.
+    c, select = executions.c, sa.select(executions)
+    now = sa.bindparam("now", type_=c.wake_at.type)
+    due = sa.union_all(
+        select.where(RUNNING, c.lease_until.is_(None)),
+        select.where(RUNNING, c.lease_until < now),
+        select.where(WAITING, c.wake_at <= now).where(_lease_over(now)),
+    ).subquery("due")
+    order = (due.c.lease_until.is_not(None), due.c.lease_until)
+    return sa.select(due).order_by(*order).limit(sa.bindparam("limit", type_=sa.Integer))
+
+
+def _wake_parents() -> Any:
+    child, c = executions.alias("child"), executions.c
+    ended_child = (
+        sa.select(child.c.id)
+        .where(child.c.parent_id == c.id, child.c.ended_at >= c.updated_at)
+        .exists()
+    )
+    waiting = executions.update().where(WAITING, c.wake_at.is_(None), ended_child)
+    return waiting.values(wake_at=sa.bindparam("now", type_=c.wake_at.type))
+
+
+def _lease_over(now: Any) -> Any:
     lease = executions.c.lease_until
     return sa.or_(lease.is_(None), lease < now)
 
@@ -160,3 +165,8 @@ def _due(now: datetime) -> Any:
     c = executions.c
     waking = sa.and_(c.status == Status.WAITING.value, c.wake_at <= now)
     return sa.or_(c.status == Status.RUNNING.value, waking)
+
+
+# Built once: building them costs more than running them (a pass every second).
+_OVERDUE = _overdue()
+_WAKE_PARENTS = _wake_parents()

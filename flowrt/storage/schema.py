@@ -66,27 +66,36 @@ executions = sa.Table(
 # once and repeated verbatim in their WHERE clauses, so that each reads a partial index of
 # the rows that are due or held, never the sleeping ones: SQLite uses a partial index only
 # when the WHERE clause repeats each of its terms, and PostgreSQL only when the predicate
-# is implied by literals, not by parameters (a prepared statement's generic plan). The
-# status leads each index so that SQLite, which keeps no statistics, prefers it to the
-# plain status index: an equality on two columns beats one on one.
+# is implied by literals, not by parameters (a prepared statement's generic plan).
 RUNNING = executions.c.status == sa.literal_column("'RUNNING'")
 WAITING = executions.c.status == sa.literal_column("'WAITING'")
 HELD = executions.c.worker.is_not(None)
 
+# name: (predicate, columns on PostgreSQL, columns on SQLite). PostgreSQL takes out of the
+# index condition what the predicate implies (the status), so the time must lead there;
+# SQLite keeps no statistics and prefers the index that matches more columns, so the status
+# leads there, or the plain status index would win and read every sleeping row.
+PARTIAL_INDEXES = {
+    # Waiting executions by wake-up time: the reaper reads the sleeps that are due (a range,
+    # however many sleep) and the parents with no wake-up time (waiting for children).
+    "ix_executions_waiting": (WAITING, ("wake_at",), ("status", "wake_at")),
+    # Running executions by lease: the reaper reads those nobody answers for.
+    "ix_executions_running": (RUNNING, ("lease_until",), ("status", "lease_until")),
+    # Executions a worker holds: its lease renewals, and its release when it stops.
+    "ix_executions_worker": (HELD, ("worker",), ("worker",)),
+}
 
-def _partial(name: str, columns: tuple[str, ...], where: Any) -> sa.Index:
-    return sa.Index(
-        name, *(executions.c[c] for c in columns), postgresql_where=where, sqlite_where=where
-    )
+
+def _add_partial_indexes() -> None:
+    for name, (where, *columns) in PARTIAL_INDEXES.items():
+        for dialect, names in zip(("postgresql", "sqlite"), columns, strict=True):
+            index = sa.Index(
+                name, *(executions.c[n] for n in names), postgresql_where=where, sqlite_where=where
+            )
+            index.ddl_if(dialect=dialect)
 
 
-# Waiting executions by wake-up time: the reaper reads the sleeps that are due (a range,
-# however many sleep) and the parents with no wake-up time (waiting for children).
-_partial("ix_executions_waiting", ("status", "wake_at"), WAITING)
-# Running executions by lease: the reaper reads those nobody answers for.
-_partial("ix_executions_running", ("status", "lease_until"), RUNNING)
-# Executions a worker holds: its lease renewals, and its release when it stops.
-_partial("ix_executions_worker", ("worker",), HELD)
+_add_partial_indexes()
 
 savepoints = sa.Table(
     "savepoints",

@@ -17,21 +17,23 @@ down_revision = "0003"
 branch_labels = None
 depends_on = None
 
-# name: (columns, predicate), as in storage/schema.py.
+# name: (predicate, columns on PostgreSQL, columns on SQLite), as in storage/schema.py,
+# which says why the columns differ.
 INDEXES = {
-    "ix_executions_waiting": (["status", "wake_at"], "status = 'WAITING'"),
-    "ix_executions_running": (["status", "lease_until"], "status = 'RUNNING'"),
-    "ix_executions_worker": (["worker"], "worker IS NOT NULL"),
+    "ix_executions_waiting": ("status = 'WAITING'", ["wake_at"], ["status", "wake_at"]),
+    "ix_executions_running": ("status = 'RUNNING'", ["lease_until"], ["status", "lease_until"]),
+    "ix_executions_worker": ("worker IS NOT NULL", ["worker"], ["worker"]),
 }
 
 
 def upgrade() -> None:
-    for name, (columns, where) in INDEXES.items():
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    for name, (where, postgresql_columns, sqlite_columns) in INDEXES.items():
         predicate = sa.text(where)
         op.create_index(
             name,
             "executions",
-            columns,
+            sqlite_columns if sqlite else postgresql_columns,
             postgresql_where=predicate,
             sqlite_where=predicate,
             if_not_exists=True,
