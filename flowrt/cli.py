@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from flowrt.cli_stats import stats
 from flowrt.client import Client, Handle, default_client, shutdown
 from flowrt.errors import FlowrtError
 from flowrt.status import Status
@@ -410,3 +411,6 @@ def upgrade() -> None:
     migrate.upgrade(engine)
     click.echo(f"database at revision {migrate.current_revision(engine)}")
     engine.dispose()
+
+
+cli.add_command(stats)
