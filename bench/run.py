@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
-from bench import memory, recovery, throughput  # noqa: E402
+from bench import memory, reaper, recovery, throughput  # noqa: E402
 from bench.executions import LOOP_FLOW, Bench  # noqa: E402
 from bench.report import Figure, ms, print_table, ratio_figure, spread_text  # noqa: E402
 from bench.workers import Worker  # noqa: E402
@@ -50,14 +50,15 @@ class Sizes:
     idle: int  # sleeping executions unloaded for the memory figure
     crowd: int  # executions run at once for steps/s on 1 and 2 worker processes
     crowd_calls: int  # calls of each of those executions
+    sleepers: tuple[int, ...] = reaper.FULL  # sleeping executions the reaper is timed among
 
 
 # Runs of the single bare chain and of the short flow; the median one is reported.
 REPEATS = 3
 FULL = Sizes(3000, 100, 1000, 10_000, 50, 200, 3, 3, 10_000, 200, 50)
-QUICK = Sizes(300, 20, 100, 1000, 50, 20, 1, 1, 1000, 50, 20)
+QUICK = Sizes(300, 20, 100, 1000, 50, 20, 1, 1, 1000, 50, 20, reaper.QUICK)
 # The figure groups `--only` picks from, in the order they run.
-GROUPS = ("calls", "throughput", "recovery", "memory")
+GROUPS = ("calls", "throughput", "recovery", "memory", "reaper")
 
 
 # --- services ---------------------------------------------------------------------------------
@@ -268,11 +269,17 @@ def run_memory(sizes: Sizes, env: dict[str, str], home: Path, engine: sa.Engine)
     return memory.figures(memory.measure(sizes.idle, env, home, engine))
 
 
+def run_reaper(sizes: Sizes, env: dict[str, str], home: Path, engine: sa.Engine) -> list[Figure]:
+    """One reaper pass among many sleeping executions, on a database of its own."""
+    return reaper.figures(reaper.measure(sizes.sleepers))
+
+
 RUNNERS: dict[str, Callable[[Sizes, dict[str, str], Path, sa.Engine], list[Figure]]] = {
     "calls": run_calls,
     "throughput": run_throughput,
     "recovery": run_recovery,
     "memory": run_memory,
+    "reaper": run_reaper,
 }
 
 

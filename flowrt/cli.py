@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from flowrt.cli_stats import stats
 from flowrt.client import Client, Handle, default_client, shutdown
 from flowrt.connectors.masking import mask_config
 from flowrt.embedded import pin_hash_seed
@@ -435,3 +436,6 @@ def resign() -> None:
         f"{report.flows} registered flows; {report.refused} savepoints refused (their blobs "
         "match no key of FLOWRT_SECRET)"
     )
+
+
+cli.add_command(stats)

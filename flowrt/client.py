@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from flowrt.script import FLOW, FlowScript, read_source, resolve_flow
 from flowrt.seals import sign_flow
 from flowrt.status import Status
 from flowrt.storage import ExecutionRecord, LogRecord, NamedRecord, SavepointRecord, open_store
+from flowrt.storage.backlog import Backlog, measure
 from flowrt.values import check_json, check_name
 
 SETTING = "setting"
@@ -79,6 +81,10 @@ class Client:
     ) -> list[ExecutionRecord]:
         """Newest executions first."""
         return self.store.list_executions(limit, status)
+
+    def backlog(self) -> Backlog:
+        """Runnable and waiting executions, and how many each worker holds (`flowrt stats`)."""
+        return measure(self.store.engine, datetime.now(UTC))
 
     # --- named objects -----------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("flowrt", "tasks", "config")
 EDGES = {"flowrt/__init__.py", "flowrt/client.py", "flowrt/cli.py", "flowrt/embedded.py"}
+EDGES |= {"flowrt/cli_stats.py"}
 CORE_FORBIDDEN = {"celery", "kombu", "config", "tasks"}
 CONFIG_FORBIDDEN = {"flowrt", "tasks"}
 ENVIRONMENT_NAMES = {"environ", "environb", "getenv", "getenvb", "putenv", "unsetenv"}

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from flowrt.status import Status
 from flowrt.storage.base import ExecutionRecord
 from flowrt.storage.rows import execution_record, is_uuid
-from flowrt.storage.schema import executions
+from flowrt.storage.schema import HELD, RUNNING, WAITING, executions
 
 
 class LeaseStatements:
@@ -50,7 +50,7 @@ class LeaseStatements:
             return set()
         statement = (
             executions.update()
-            .where(executions.c.worker == worker, executions.c.id.in_(wanted))
+            .where(HELD, executions.c.worker == worker, executions.c.id.in_(wanted))
             .values(lease_until=lease_until)
             .returning(executions.c.id)
         )
@@ -71,7 +71,7 @@ class LeaseStatements:
         c = executions.c
         # Handed over, not crashed: no holder (so the reaper counts no crash) and no lease
         # (so it sends the running ones on at its next pass, whatever the queue's length).
-        statement = executions.update().where(c.worker == worker)
+        statement = executions.update().where(HELD, c.worker == worker)
         with self.engine.begin() as conn:
             return conn.execute(statement.values(worker=None, lease_until=None)).rowcount
 
@@ -90,31 +90,13 @@ class LeaseStatements:
         return execution_record(row) if row is not None else None
 
     def wake_parents(self, now: datetime) -> int:
-        child = executions.alias("child")
-        c = executions.c
-        ended_child = (
-            sa.select(child.c.id)
-            .where(child.c.parent_id == c.id, child.c.ended_at >= c.updated_at)
-            .exists()
-        )
-        statement = (
-            executions.update()
-            .where(c.status == Status.WAITING.value, c.wake_at.is_(None), ended_child)
-            .values(wake_at=now)
-        )
         with self.engine.begin() as conn:
-            return conn.execute(statement).rowcount
+            return conn.execute(_WAKE_PARENTS, {"now": now}).rowcount
 
     def overdue(self, now: datetime, limit: int) -> list[ExecutionRecord]:
-        c = executions.c
-        query = (
-            sa.select(executions)
-            .where(_due(now), _lease_over(now))
-            .order_by(c.lease_until.is_not(None), c.lease_until)
-            .limit(limit)
-        )
         with self.engine.begin() as conn:
-            return [execution_record(row) for row in conn.execute(query)]
+            rows = conn.execute(_OVERDUE, {"now": now, "limit": limit})
+            return [execution_record(row) for row in rows]
 
     def take_over(
         self, execution_ids: Iterable[str], now: datetime, lease_until: datetime
@@ -150,7 +132,31 @@ class LeaseStatements:
             return conn.execute(statement).rowcount == 1
 
 
-def _lease_over(now: datetime) -> Any:
+def _overdue() -> Any:
+    # One arm per range of a partial index: an OR of them would read every sleeping row.
+    c, select = executions.c, sa.select(executions)
+    now = sa.bindparam("now", type_=c.wake_at.type)
+    due = sa.union_all(
+        select.where(RUNNING, c.lease_until.is_(None)),
+        select.where(RUNNING, c.lease_until < now),
+        select.where(WAITING, c.wake_at <= now).where(_lease_over(now)),
+    ).subquery("due")
+    order = (due.c.lease_until.is_not(None), due.c.lease_until)
+    return sa.select(due).order_by(*order).limit(sa.bindparam("limit", type_=sa.Integer))
+
+
+def _wake_parents() -> Any:
+    child, c = executions.alias("child"), executions.c
+    ended_child = (
+        sa.select(child.c.id)
+        .where(child.c.parent_id == c.id, child.c.ended_at >= c.updated_at)
+        .exists()
+    )
+    waiting = executions.update().where(WAITING, c.wake_at.is_(None), ended_child)
+    return waiting.values(wake_at=sa.bindparam("now", type_=c.wake_at.type))
+
+
+def _lease_over(now: Any) -> Any:
     lease = executions.c.lease_until
     return sa.or_(lease.is_(None), lease < now)
 
@@ -159,3 +165,8 @@ def _due(now: datetime) -> Any:
     c = executions.c
     waking = sa.and_(c.status == Status.WAITING.value, c.wake_at <= now)
     return sa.or_(c.status == Status.RUNNING.value, waking)
+
+
+# Built once: building them costs more than running them (a pass every second).
+_OVERDUE = _overdue()
+_WAKE_PARENTS = _wake_parents()

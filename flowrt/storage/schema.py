@@ -64,6 +64,41 @@ executions = sa.Table(
     sa.Index("ix_executions_parent", "parent_id"),
 )
 
+# What the periodic queries (the reaper, heartbeats, a stopping worker) look for, written
+# once and repeated verbatim in their WHERE clauses, so that each reads a partial index of
+# the rows that are due or held, never the sleeping ones: SQLite uses a partial index only
+# when the WHERE clause repeats each of its terms, and PostgreSQL only when the predicate
+# is implied by literals, not by parameters (a prepared statement's generic plan).
+RUNNING = executions.c.status == sa.literal_column("'RUNNING'")
+WAITING = executions.c.status == sa.literal_column("'WAITING'")
+HELD = executions.c.worker.is_not(None)
+
+# name: (predicate, columns on PostgreSQL, columns on SQLite). PostgreSQL takes out of the
+# index condition what the predicate implies (the status), so the time must lead there;
+# SQLite keeps no statistics and prefers the index that matches more columns, so the status
+# leads there, or the plain status index would win and read every sleeping row.
+PARTIAL_INDEXES = {
+    # Waiting executions by wake-up time: the reaper reads the sleeps that are due (a range,
+    # however many sleep) and the parents with no wake-up time (waiting for children).
+    "ix_executions_waiting": (WAITING, ("wake_at",), ("status", "wake_at")),
+    # Running executions by lease: the reaper reads those nobody answers for.
+    "ix_executions_running": (RUNNING, ("lease_until",), ("status", "lease_until")),
+    # Executions a worker holds: its lease renewals, and its release when it stops.
+    "ix_executions_worker": (HELD, ("worker",), ("worker",)),
+}
+
+
+def _add_partial_indexes() -> None:
+    for name, (where, *columns) in PARTIAL_INDEXES.items():
+        for dialect, names in zip(("postgresql", "sqlite"), columns, strict=True):
+            index = sa.Index(
+                name, *(executions.c[n] for n in names), postgresql_where=where, sqlite_where=where
+            )
+            index.ddl_if(dialect=dialect)
+
+
+_add_partial_indexes()
+
 savepoints = sa.Table(
     "savepoints",
     metadata,
