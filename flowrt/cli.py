@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from config import SettingsError
 from flowrt.cli_stats import stats
 from flowrt.client import Client, Handle, default_client, shutdown
 from flowrt.connectors.masking import mask_config
@@ -25,7 +26,7 @@ def main() -> None:
     pin_hash_seed()  # flows it runs replay alike in any `flowrt` process
     try:
         cli(standalone_mode=True)
-    except FlowrtError as error:
+    except (FlowrtError, SettingsError) as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(2)
 

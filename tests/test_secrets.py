@@ -69,15 +69,17 @@ def test_a_worker_without_flowrt_secret_on_a_redis_broker_refuses_to_start(
     assert not (tmp_path / "secret").exists()
 
 
+@pytest.mark.parametrize("command", [["executions"], ["db", "upgrade"]], ids=" ".join)
 def test_a_client_without_flowrt_secret_on_a_redis_broker_refuses_to_start(
-    tmp_path: Path,
+    tmp_path: Path, command: list[str]
 ) -> None:
     env = _without_secret(tmp_path, FLOWRT_BROKER_URL="redis://127.0.0.1:6379/7")
     done = subprocess.run(
-        [str(FLOWRT), "executions"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        [str(FLOWRT), *command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 2, done.stderr
     assert "FLOWRT_SECRET is not set" in done.stderr
+    assert "Traceback" not in done.stderr
     with pytest.raises(config.SettingsError, match="FLOWRT_SECRET"):
         config.load(env)
 
