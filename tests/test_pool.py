@@ -348,3 +348,17 @@ def test_sigterm_of_an_autoscaled_worker_while_executions_run_hands_them_on_inta
     assert leaving.wait(30) == 0  # warm shutdown within the grace period
     assert_all_ended_right(handles, 25)
     assert b"Warm shutdown" in workers.log("leaving")
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_a_worker_started_without_c_runs_flowrt_worker_concurrency_threads_and_prefetches_as_many(
+    production,
+):
+    client, workers = production
+    workers.env["FLOWRT_WORKER_CONCURRENCY"] = "3"
+    worker = start_worker(workers, "sized")
+    stats = wait_until(lambda: stats_by_cli(workers, worker.node), 30, "stats from the CLI")
+    assert stats["pool"]["max-concurrency"] == 3 and stats["pool"]["threads"] == 3
+    assert stats["prefetch_count"] == 3 and "autoscaler" not in stats
+    assert b"concurrency: 3 (pool)" in workers.log("sized")
