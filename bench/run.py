@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
-from bench import memory, reaper, recovery, throughput  # noqa: E402
+from bench import autoscale, memory, reaper, recovery, throughput  # noqa: E402
 from bench.executions import LOOP_FLOW, Bench  # noqa: E402
 from bench.report import Figure, ms, print_table, ratio_figure, spread_text  # noqa: E402
 from bench.workers import Worker  # noqa: E402
@@ -58,7 +58,7 @@ REPEATS = 3
 FULL = Sizes(3000, 100, 1000, 10_000, 50, 200, 3, 3, 10_000, 200, 50)
 QUICK = Sizes(300, 20, 100, 1000, 50, 20, 1, 1, 1000, 50, 20, reaper.QUICK)
 # The figure groups `--only` picks from, in the order they run.
-GROUPS = ("calls", "throughput", "recovery", "memory", "reaper")
+GROUPS = ("calls", "throughput", "autoscale", "recovery", "memory", "reaper")
 
 
 # --- services ---------------------------------------------------------------------------------
@@ -259,6 +259,12 @@ def run_throughput(
     return throughput.figures(runs, sizes.crowd_calls)
 
 
+def run_autoscale(sizes: Sizes, env: dict[str, str], home: Path, engine: sa.Engine) -> list[Figure]:
+    """Steps per second on -c 8 and --autoscale=8,1, and the time to grow to 8."""
+    runs = autoscale.measure(sizes.crowd, sizes.crowd_calls, env, home, engine)
+    return autoscale.figures(runs, sizes.crowd, sizes.crowd_calls)
+
+
 def run_recovery(sizes: Sizes, env: dict[str, str], home: Path, engine: sa.Engine) -> list[Figure]:
     """Seconds from kill -9 of a worker to the next savepoint on another."""
     return recovery.figures(recovery.measure(sizes.kills, env, home, engine))
@@ -277,6 +283,7 @@ def run_reaper(sizes: Sizes, env: dict[str, str], home: Path, engine: sa.Engine)
 RUNNERS: dict[str, Callable[[Sizes, dict[str, str], Path, sa.Engine], list[Figure]]] = {
     "calls": run_calls,
     "throughput": run_throughput,
+    "autoscale": run_autoscale,
     "recovery": run_recovery,
     "memory": run_memory,
     "reaper": run_reaper,

@@ -90,10 +90,16 @@ class Worker(CeleryProcess):
         super().__init__(env, log_path)
         self.app, self.node = app, node
 
-    def start(self, pool: str, concurrency: int, timeout_s: float = 60.0) -> Worker:
+    def start(
+        self, pool: str, concurrency: int, timeout_s: float = 60.0, *, autoscale: str = ""
+    ) -> Worker:
+        """Start it with `pool` and `-c concurrency`, or `--autoscale=autoscale` when given."""
+        # -P takes Celery's aliases only; flowrt's pool (a path) is the app's default.
+        pool_option = ["-P", pool] if pool and ":" not in pool else []
+        size = [f"--autoscale={autoscale}"] if autoscale else ["-c", str(concurrency)]
         self._spawn(
             [
-                "-A", self.app, "worker", "-P", pool, "-c", str(concurrency),
+                "-A", self.app, "worker", *pool_option, *size,
                 "-n", f"{self.node}@%h", "--loglevel=INFO", "--without-mingle",
             ],
             timeout_s,

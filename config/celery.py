@@ -45,8 +45,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # Steps of a live execution go back to the worker holding it, via its direct queue.
         "worker_direct": True,
         # Flow code runs in threads of the worker process that keeps it live between steps;
-        # a prefork pool would scatter consecutive steps over child processes.
-        "worker_pool": "threads",
+        # a prefork pool would scatter consecutive steps over child processes. flowrt's pool
+        # is a thread pool that can grow and shrink (--autoscale); others are refused at start.
+        "worker_pool": "tasks.pool:StepPool",
+        "worker_autoscaler": "tasks.autoscale:Autoscaler",
         "worker_concurrency": settings.worker_concurrency,
         "worker_hijack_root_logger": False,
         # Task events cost a publish each; Flower switches them on at the workers while it

@@ -23,7 +23,7 @@ from flowrt.options import Options
 from flowrt.runtime import Runtime
 from flowrt.storage import open_store
 from flowrt.storage.faults import Backoff, describe, is_permanent, is_transient
-from tasks import shutdown
+from tasks import pool_choice, shutdown
 from tasks.reconnect import keep_transport_client_on_close
 
 log = logging.getLogger("flowrt.tasks")
@@ -73,6 +73,7 @@ def create_app(settings: Settings) -> Celery:
         # worker's node name, which names its direct queue.
         if sender.app is not app:
             return
+        pool_choice.refuse_other_pools(sender)
         app.flowrt_hostname = sender.hostname  # type: ignore[attr-defined]
         if not settings.embedded_broker and not os.environ.get("PYTHONHASHSEED"):
             log.warning(
