@@ -30,12 +30,12 @@ from flowrt.live import (
 from flowrt.performers import Answer, End, Restore, StepContext, Wait, perform
 from flowrt.status import Status
 from flowrt.storage.base import ExecutionRecord, LogRecord, SavepointRecord, StepCommit
-from flowrt.storage.faults import Backoff, describe, is_permanent, retry_transient
+from flowrt.writes import StepWrites, ended
 
 log = logging.getLogger("flowrt")
 
 
-class Stepping(Children):
+class Stepping(StepWrites, Children):
     """The `Runtime` methods a worker's step runs."""
 
     def step(self, execution_id: str, version: int, head_id: str | None = None) -> None:
@@ -183,12 +183,12 @@ class Stepping(Children):
             self._advance(live, savepoint, commit, event)
             return
         if isinstance(event, Returned):
-            changes.update(_ended(Status.ENDED_SUCCESS), message=live.state.message)
+            changes.update(ended(Status.ENDED_SUCCESS), message=live.state.message)
         elif isinstance(event, Raised):
-            changes.update(_ended(Status.ENDED_ERROR), error=event.trace, error_line=event.line)
+            changes.update(ended(Status.ENDED_ERROR), error=event.trace, error_line=event.line)
             changes["message"] = f"{type(event.error).__name__}: {event.error}"
         elif isinstance(event, Diverged):
-            changes.update(_ended(Status.ENDED_ERROR), error=str(event.error))
+            changes.update(ended(Status.ENDED_ERROR), error=str(event.error))
             changes.update(error_line=event.error.line, message=str(event.error))
         if self._commit(live, StepCommit(live.execution_id, live.version, changes, None, logs)):
             self._finish(live)
@@ -203,7 +203,7 @@ class Stepping(Children):
             )
             if stopped.stuck:
                 message += "; it could not be interrupted (blocked outside Python code)"
-            changes = _ended(Status.ENDED_ERROR)
+            changes = ended(Status.ENDED_ERROR)
             changes.update(message=message, error=message, error_line=stopped.line)
             if self._commit(live, StepCommit(live.execution_id, live.version, changes)):
                 self._finish(live)
@@ -281,60 +281,6 @@ class Stepping(Children):
             return False
         return True
 
-    def _write(self, live: LiveExecution, commit: StepCommit) -> bool:
-        """Store `commit`; a write the database refuses for good ends the execution.
-
-        Returns whether it was stored: False also when its fence was lost.
-        """
-        try:
-            return self._store_step(commit)
-        except Exception as error:
-            if not is_permanent(error):
-                raise
-            pending = live.pending.line if live.pending is not None else None
-            line = commit.savepoint.line if commit.savepoint is not None else pending
-            self._end_refused(commit.execution_id, commit.version, error, line)
-            return False
-
-    def _store_step(self, commit: StepCommit) -> bool:
-        """Store `commit`, trying the write alone again while the database fails transiently.
-
-        The step's call was performed already: retrying the whole step would perform it
-        again. A write that failed as its connection dropped may have been stored all the
-        same; an attempt after it that finds its own savepoint at the head says so.
-        """
-        failed = False
-
-        def attempt() -> bool:
-            nonlocal failed
-            try:
-                stored = self.store.commit_step(commit)
-            except Exception:
-                failed = True
-                raise
-            return stored or (failed and self._stored_before(commit))
-
-        def on_retry(error: BaseException, delay_s: float) -> None:
-            log.warning(
-                "execution %s: storing version %s failed (%s); trying the write again in %.2f s",
-                commit.execution_id,
-                commit.version,
-                describe(error),
-                delay_s,
-            )
-
-        options = self.options
-        backoff = Backoff(
-            options.commit_attempts, options.commit_retry_s, options.commit_retry_max_s
-        )
-        return retry_transient(attempt, backoff, time.sleep, on_retry)
-
-    def _stored_before(self, commit: StepCommit) -> bool:
-        if commit.savepoint is None:
-            return False  # unknown: the caller treats it as a lost fence, which is safe
-        record = self.store.get_execution(commit.execution_id)
-        return record.version == commit.version + 1 and record.head_id == commit.savepoint.id
-
     def _stamped(self, commit: StepCommit) -> StepCommit:
         # Every step write records where the execution is loaded, unless it says otherwise.
         return replace(commit, changes={"worker": self.holder, **commit.changes})
@@ -395,7 +341,7 @@ class Stepping(Children):
             self._wake(live.execution_id)  # a child ended while this wait was being stored
 
     def _end(self, live: LiveExecution, end: End) -> None:
-        changes = _ended(end.status)
+        changes = ended(end.status)
         changes["message"] = end.message
         if end.status is Status.ENDED_ERROR:
             line = live.pending.line if live.pending else None
@@ -419,50 +365,3 @@ class Stepping(Children):
             self._enqueue_restored(
                 live.execution_id, live.version, live.state.flow_name, restore.target
             )
-
-    def _end_error(
-        self,
-        version: int,
-        execution_id: str,
-        message: str,
-        trace: str | None,
-        line: int | None,
-    ) -> bool:
-        changes = _ended(Status.ENDED_ERROR)
-        changes.update(message=message, error=trace or message, error_line=line, worker=None)
-        if not self._store_step(StepCommit(execution_id, version, changes)):
-            return False
-        parent_id = self.store.get_execution(execution_id).parent_id
-        if parent_id is not None:
-            self._wake(parent_id)
-        return True
-
-    def fail_write(self, execution_id: str, version: int, error: BaseException) -> None:
-        """End an execution ENDED_ERROR, if still at `version`, as the database refused a write."""
-        self._end_refused(execution_id, version, error, None)
-
-    def _end_refused(
-        self, execution_id: str, version: int, error: BaseException, line: int | None
-    ) -> None:
-        # Never retried: the same write would be refused again. The message names the
-        # database's error, never the statement's parameters (they hold flow variables).
-        cause = describe(error)
-        at = f" at line {line}" if line is not None else ""
-        message = (
-            f"the database refused to store this execution's step{at}: {cause}; "
-            "remove the cause, then restore the execution"
-        )
-        log.error(
-            "execution %s v%s ends: the database refused it (%s)", execution_id, version, cause
-        )
-        self._end_error(version, execution_id, message, None, line)
-
-
-def _ended(status: Status) -> dict[str, Any]:
-    return {
-        "status": status.value,
-        "ended_at": utc_now(),
-        "wake_at": None,
-        "worker": None,
-        "lease_until": None,
-    }
