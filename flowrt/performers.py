@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -149,8 +150,9 @@ def _log(context: StepContext, *parts: str) -> Result:
 def _get(context: StepContext, field: str) -> Result:
     live, state = context.live, context.live.state
     fields = {
-        "input_value": lambda: state.inputs,
-        "output_value": lambda: state.outputs,
+        # Copies: the answer is the flow's to change, the execution's state is not.
+        "input_value": lambda: copy.deepcopy(state.inputs),
+        "output_value": lambda: copy.deepcopy(state.outputs),
         "status": lambda: live.status.value,
         "message": lambda: state.message,
         "id": lambda: live.execution_id,

@@ -154,10 +154,14 @@ class Stepping(StepWrites, Children):
         result = perform(context, live.pending)
         if isinstance(result, Answer):
             blob, outcome = self.journal.sign(live, result.outcome)
-            changes = result.changes
+            changes, logs = result.changes, result.logs
+            if outcome is not result.outcome:
+                # Its answer was refused (too large, cannot be stored): the flow gets an error
+                # at the call instead, and a refused call changes nothing.
+                changes, logs = {}, ()
             if live.status is Status.WAITING:  # its wait is over, however the call ended
                 changes = {"status": Status.RUNNING.value, "wake_at": None, **changes}
-            self._settle(live, live.resume(outcome), blob, changes, result.logs)
+            self._settle(live, live.resume(outcome), blob, changes, logs)
         elif isinstance(result, Wait):
             self._wait(live, result)
         elif isinstance(result, End):
