@@ -82,9 +82,16 @@ class StepContext:
 
     @property
     def idempotency_key(self) -> str:
-        """Stable across re-runs of this call: execution id and savepoint id."""
+        """Stable across re-runs of this call, new for each restore of its savepoint.
+
+        Execution id and savepoint id, plus how often that savepoint was restored once it
+        was: a step run again after a crash sends the same key, a restore is a new attempt.
+        """
         head = self.live.head
-        return f"{self.live.execution_id}:{head.id if head else 'start'}"
+        if head is None:
+            return f"{self.live.execution_id}:start"
+        attempt = f":{head.restored}" if head.restored else ""
+        return f"{self.live.execution_id}:{head.id}{attempt}"
 
 
 Performer = Callable[..., Result]
