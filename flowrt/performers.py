@@ -96,13 +96,22 @@ class StepContext:
 
 Performer = Callable[..., Result]
 PERFORMERS: dict[str, Performer] = {}
+# The calls that change something outside the execution (an outside system, a child, a
+# setting or file): a step confirms it still holds the execution before it performs one.
+REACHING_OUT: set[str] = set()
 
 
-def performer(name: str) -> Callable[[Performer], Performer]:
-    """Register the function performing the Flow-API call `name`."""
+def performer(name: str, reaches_out: bool = False) -> Callable[[Performer], Performer]:
+    """Register the function performing the Flow-API call `name`.
+
+    `reaches_out`: the call changes something outside the execution's own state, which its
+    fenced commit cannot take back.
+    """
 
     def register(function: Performer) -> Performer:
         PERFORMERS[name] = function
+        if reaches_out:
+            REACHING_OUT.add(name)
         return function
 
     return register
@@ -133,7 +142,7 @@ def _json(call: str, what: str, value: Any) -> Any:
 # --- the execution -------------------------------------------------------------------------------
 
 
-@performer("connect")
+@performer("connect", reaches_out=True)
 def _connect(context: StepContext, name: str, **params: Any) -> Result:
     connector = context.connectors.get(name)
     try:
@@ -228,7 +237,7 @@ def _wait_until(context: StepContext, until: datetime) -> Result:
 _CHILD_FIELDS = ("input_value", "output_value", "status", "message", "id", "name")
 
 
-@performer("flow")
+@performer("flow", reaches_out=True)
 def _flow(context: StepContext, flow: str, inputs: Any, wait: bool) -> Result:
     if not isinstance(flow, str) or not flow:
         raise InvalidCallError("this.flow() needs a flow name or a path to a .py file")
@@ -345,7 +354,7 @@ def _record_calls(kind: str) -> None:
             raise NotFoundError(kind, name, _HINT[kind])
         return _done({primary: record.value, "name": name, "updated_at": record.updated_at}[field])
 
-    @performer(f"{kind}.save")
+    @performer(f"{kind}.save", reaches_out=True)
     def _save_record(context: StepContext, name: str, **fields: Any) -> Result:
         if set(fields) != {primary}:
             raise InvalidCallError(f"{kind}.save() takes {primary}= only, not {sorted(fields)}")
@@ -359,7 +368,7 @@ def _record_calls(kind: str) -> None:
     def _exists(context: StepContext, name: str) -> Result:
         return _done(context.store.get_named(kind, name) is not None)
 
-    @performer(f"{kind}.delete")
+    @performer(f"{kind}.delete", reaches_out=True)
     def _delete(context: StepContext, name: str) -> Result:
         context.store.delete_named(kind, name)
         return _done()

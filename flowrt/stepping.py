@@ -27,7 +27,7 @@ from flowrt.live import (
     Stopped,
     StopReason,
 )
-from flowrt.performers import Answer, End, Restore, StepContext, Wait, perform
+from flowrt.performers import REACHING_OUT, Answer, End, Restore, StepContext, Wait, perform
 from flowrt.status import Status
 from flowrt.storage.base import ExecutionRecord, LogRecord, SavepointRecord, StepCommit
 from flowrt.writes import StepWrites, ended
@@ -52,19 +52,17 @@ class Stepping(StepWrites, Children):
             if live is not None and not live.wait_committed():
                 live.close()  # its savepoint was never stored: the database decides below
                 live = None
+            claimed = False
             if live is not None and not (live.owned and time.monotonic() < live.lease_deadline):
                 # Its lease may have lapsed (or went with a shared-queue step): claim it again.
-                began = time.monotonic()
-                if self._claim(execution_id, version) is None:
-                    self.live.discard(execution_id)
-                    live.close()
+                if not self._confirm(live):
                     return
-                live.owned, live.lease_deadline = True, began + self.options.lease_s
+                claimed = True
             if live is None:
                 live = self._load(execution_id, version, head_id)
                 if live is None:  # nothing to perform, or _load stepped it already
                     return
-            self._perform(live)
+            self._perform(live, claimed)
         except BaseException:
             self.live.discard(execution_id)
             if live is not None:
@@ -146,8 +144,31 @@ class Stepping(StepWrites, Children):
             changes["message"] = live.state.message
         return changes
 
-    def _perform(self, live: LiveExecution) -> None:
+    def _confirm(self, live: LiveExecution) -> bool:
+        """Claim the execution at the live version again; False (and unloaded) if refused.
+
+        A step sent to this worker skips the claim while its local lease lasts, and a load
+        replays after its claim: meanwhile the execution may have been cancelled, paused,
+        restored or taken over, and once that has returned, no call of its old timeline may
+        reach outside. One conditional UPDATE, which renews the lease as well.
+        """
+        began, now = time.monotonic(), utc_now()
+        held = self.store.confirm(
+            live.execution_id, live.version, self.holder, now, self.lease_until(now)
+        )
+        if not held:
+            self.stats["claims_refused"] += 1
+            log.info("execution %s moved on from version %s", live.execution_id, live.version)
+            self.live.discard(live.execution_id)
+            live.close()
+            return False
+        live.owned, live.lease_deadline = True, began + self.options.lease_s
+        return True
+
+    def _perform(self, live: LiveExecution, claimed: bool = False) -> None:
         assert live.pending is not None
+        if not claimed and live.pending.name in REACHING_OUT and not self._confirm(live):
+            return
         context = StepContext(
             live, self.store, self.connectors, self.options, utc_now(), self.start_child
         )

@@ -187,6 +187,15 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    def confirm(
+        self, execution_id: str, version: int, worker: str, now: datetime, lease_until: datetime
+    ) -> bool:
+        """`claim` in one round trip that returns only whether it was granted.
+
+        A step calls it just before a call that reaches outside the execution.
+        """
+
+    @abc.abstractmethod
     def renew_leases(
         self, worker: str, execution_ids: Iterable[str], lease_until: datetime
     ) -> set[str]:
