@@ -325,10 +325,12 @@ def _load_dump(context: StepContext, ref: str, by: str) -> Result:
         raise InvalidCallError(f"load_dump(by={by!r}): by must be 'id' or 'name'")
     if target is None:
         raise SavepointNotFoundError(live.execution_id, ref, by)
-    if target.restored >= context.options.max_restores:
-        raise RestoreLoopError(
-            target.id, target.name, target.restored, context.options.max_restores
-        )
+    # A loop is the flow coming back here again and again without getting further; restores
+    # from outside, or after progress, do not count.
+    returns = context.store.count_returns(live.head)
+    if returns > context.options.max_restores:
+        limit = context.options.max_restores
+        raise RestoreLoopError(target.id, target.name, returns - 1, limit)
     return Restore(target)
 
 

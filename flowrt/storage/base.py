@@ -152,7 +152,10 @@ class Store(abc.ABC):
         allowed: Iterable[Status],
         lease_until: datetime | None = None,
     ) -> ExecutionRecord:
-        """Move the head to `savepoint_id`, status RUNNING, count the restore; one transaction."""
+        """Move the head to `savepoint_id`, status RUNNING, count the restore; one transaction.
+
+        A PAUSED execution stays PAUSED (with no lease) until it is resumed.
+        """
 
     @abc.abstractmethod
     def set_status(
@@ -257,6 +260,15 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def find_named(self, head_id: str, name: str) -> SavepointRecord | None:
         """The newest savepoint called `name` on the timeline ending at `head_id`."""
+
+    @abc.abstractmethod
+    def count_returns(self, savepoint: SavepointRecord) -> int:
+        """How often its flow came back to `savepoint`'s call without getting further.
+
+        Counts the savepoints of its execution with the same call, line and seq (this one
+        too), made after the newest one deeper than it: a timeline that went further since
+        starts the count again.
+        """
 
     @abc.abstractmethod
     def list_savepoints(self, execution_id: str) -> list[SavepointRecord]:
