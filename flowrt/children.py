@@ -19,10 +19,15 @@ class Children(RuntimeCore):
     def start_child(
         self, parent: LiveExecution, flow: str, inputs: dict[str, Any] | None
     ) -> ExecutionRecord:
-        """Start `flow` as a child of `parent`'s pending call; the same call always gets the
-        same child, so a step that runs again does not start a second one."""
-        assert parent.head is not None, "a child is started at its call's savepoint"
-        child_id = str(uuid.uuid5(_CHILDREN, parent.head.id))
+        """Start `flow` as a child of `parent`'s pending call.
+
+        A step that runs again (a crash) finds the child it started; a restore of the call's
+        savepoint is a new attempt and starts a new child, the old one keeps its history.
+        """
+        head = parent.head
+        assert head is not None, "a child is started at its call's savepoint"
+        seed = f"{head.id}:{head.restored}" if head.restored else head.id
+        child_id = str(uuid.uuid5(_CHILDREN, seed))
         existing = self.store.get_executions([child_id])
         if existing:
             return existing[0]

@@ -241,13 +241,21 @@ def logs(execution_id: str, as_json: bool) -> None:
     "--wait/--no-wait", default=None, help="Wait for the end (default: only on memory://)."
 )
 def restore(execution_id: str, ref: str, by: str, wait: bool | None) -> None:
-    """Restore EXECUTION_ID to savepoint REF and let it run again from there."""
+    """Restore EXECUTION_ID to savepoint REF and let it run again from there.
+
+    A PAUSED execution stays paused at REF until `flowrt resume`. With --wait, exits as
+    `run` does: 0 only when the execution ends ENDED_SUCCESS, 1 otherwise.
+    """
     client = _client()
     handle = client.get(execution_id).restore(ref, by)
     click.echo(f"restored {execution_id} to {by} {ref}")
+    if handle.status is Status.PAUSED:
+        click.echo(f"it stays PAUSED there until `flowrt resume {execution_id}`")
+        return
     if wait if wait is not None else client.settings.embedded_broker:
         handle.wait(3600)
         _print_end(handle)
+        sys.exit(0 if handle.status is Status.ENDED_SUCCESS else 1)
 
 
 @cli.command()
@@ -264,13 +272,17 @@ def pause(execution_id: str) -> None:
     "--wait/--no-wait", default=None, help="Wait for the end (default: only on memory://)."
 )
 def resume(execution_id: str, wait: bool | None) -> None:
-    """Let a paused execution go on from its newest savepoint."""
+    """Let a paused execution go on from its newest savepoint.
+
+    With --wait, exits as `run` does: 0 only when the execution ends ENDED_SUCCESS, 1 otherwise.
+    """
     client = _client()
     handle = client.get(execution_id).resume()
     click.echo(f"resumed {execution_id}")
     if wait if wait is not None else client.settings.embedded_broker:
         handle.wait(3600)
         _print_end(handle)
+        sys.exit(0 if handle.status is Status.ENDED_SUCCESS else 1)
 
 
 @cli.command()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flowrt.clock import utc_now
 from flowrt.core import RuntimeCore
-from flowrt.errors import InvalidCallError, SavepointNotFoundError
+from flowrt.errors import ArchivedExecutionError, InvalidCallError, SavepointNotFoundError
 from flowrt.status import RESTORABLE, Status
 from flowrt.storage.base import ExecutionRecord
 
@@ -13,8 +13,14 @@ class Control(RuntimeCore):
     """The `Runtime` methods that change an execution from outside its flow."""
 
     def restore(self, execution_id: str, ref: str, by: str = "id") -> ExecutionRecord:
-        """Restore an execution to its savepoint `ref` (by `'id'` or `'name'`) and run it."""
+        """Restore an execution to its savepoint `ref` (by `'id'` or `'name'`) and run it.
+
+        A restore is a new attempt at the savepoint's call. A PAUSED execution stays PAUSED,
+        at the restored savepoint, until `resume`.
+        """
         current = self.store.get_execution(execution_id)
+        if current.archived_at is not None and current.status in RESTORABLE:
+            raise ArchivedExecutionError(execution_id, current.archived_at.isoformat())
         if by == "name":
             target = self.store.find_named(current.head_id, ref) if current.head_id else None
             if target is None:
@@ -25,7 +31,8 @@ class Control(RuntimeCore):
         record = self.store.restore(execution_id, ref, RESTORABLE, self.lease_until())
         target = self.store.get_savepoint(ref)
         assert target is not None, "store.restore refuses a savepoint it cannot find"
-        self._enqueue_restored(record.id, record.version, record.flow_name, target)
+        if record.status is not Status.PAUSED:
+            self._enqueue_restored(record.id, record.version, record.flow_name, target)
         return record
 
     def archive(self, execution_id: str) -> ExecutionRecord:

@@ -24,9 +24,12 @@ class StepTicket:
 
     @property
     def label(self) -> str:
-        """How Flower shows the step: flow, savepoint number (when known) and call."""
-        seq = "" if self.seq is None else f"#{self.seq}"
-        return f"{self.flow_name}{seq} {self.call}"
+        """How Flower names the step: flow and call, never the savepoint number.
+
+        Flower's metrics keep one series per task name: a name that held the number would
+        add one per savepoint. The number travels in the step's shown arguments instead.
+        """
+        return f"{self.flow_name} {self.call}"
 
 
 class Dispatcher(Protocol):

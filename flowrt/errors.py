@@ -147,7 +147,7 @@ class ForeignSavepointError(SavepointError, FlowApiError):
 
 
 class RestoreLoopError(SavepointError, FlowApiError):
-    """Raised when a flow restores the same savepoint more often than `max_restores` allows."""
+    """Raised when a flow restores a savepoint more than `max_restores` times without progress."""
 
     def __init__(self, savepoint_id: str, name: str | None, restored: int, limit: int) -> None:
         super().__init__(savepoint_id, name, restored, limit)
@@ -161,8 +161,9 @@ class RestoreLoopError(SavepointError, FlowApiError):
     def __str__(self) -> str:
         label = f" {self.name!r}" if self.name else ""
         return (
-            f"restore loop: savepoint{label} ({self.savepoint_id}) was already restored "
-            f"{self.restored} times, the limit is {self.limit} (FLOWRT_MAX_RESTORES); "
+            f"restore loop: savepoint{label} ({self.savepoint_id}) was restored by its flow "
+            f"{self.restored} times without getting further, the limit is {self.limit} "
+            "(FLOWRT_MAX_RESTORES); "
             "read `.restored` of the object save_dump returns to stop retrying"
         )
 
@@ -382,3 +383,21 @@ class ForeignThreadError(FlowApiError):
 
 class TamperedFlowError(TamperedSavepointError, FlowApiError):
     """Raised when a registered flow's stored source fails its signature check; never run."""
+
+
+# --- restores (continued) ------------------------------------------------------------------------
+
+
+class ArchivedExecutionError(SavepointError):
+    """Raised when a restore names a savepoint of an archived execution: none are left."""
+
+    def __init__(self, execution_id: str, archived_at: str) -> None:
+        super().__init__(execution_id, archived_at)
+        self.execution_id, self.archived_at = execution_id, archived_at
+
+    def __str__(self) -> str:
+        return (
+            f"execution {self.execution_id} was archived at {self.archived_at}: its savepoints "
+            "were deleted, so it cannot be restored; its status, outputs and logs are kept "
+            "(`flowrt show ID`), start the flow again to run it anew"
+        )

@@ -8,6 +8,7 @@ call and waits until it parks at the next call, returns or raises.
 
 from __future__ import annotations
 
+import copy
 import ctypes
 import queue
 import sys
@@ -281,7 +282,8 @@ class LiveExecution:
             handler = self.script.load(importer(journaled_imports(self.reads)))
             system, this = System(self), Execution(self)
             if wants_inputs(handler):
-                value = handler(system, this, dict(self.state.inputs))
+                # Its own copy, nested values too: what it changes is not the input_value.
+                value = handler(system, this, copy.deepcopy(self.state.inputs))
             else:
                 value = handler(system, this)
         except FlowSignal:

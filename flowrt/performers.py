@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -81,20 +82,36 @@ class StepContext:
 
     @property
     def idempotency_key(self) -> str:
-        """Stable across re-runs of this call: execution id and savepoint id."""
+        """Stable across re-runs of this call, new for each restore of its savepoint.
+
+        Execution id and savepoint id, plus how often that savepoint was restored once it
+        was: a step run again after a crash sends the same key, a restore is a new attempt.
+        """
         head = self.live.head
-        return f"{self.live.execution_id}:{head.id if head else 'start'}"
+        if head is None:
+            return f"{self.live.execution_id}:start"
+        attempt = f":{head.restored}" if head.restored else ""
+        return f"{self.live.execution_id}:{head.id}{attempt}"
 
 
 Performer = Callable[..., Result]
 PERFORMERS: dict[str, Performer] = {}
+# The calls that change something outside the execution (an outside system, a child, a
+# setting or file): a step confirms it still holds the execution before it performs one.
+REACHING_OUT: set[str] = set()
 
 
-def performer(name: str) -> Callable[[Performer], Performer]:
-    """Register the function performing the Flow-API call `name`."""
+def performer(name: str, reaches_out: bool = False) -> Callable[[Performer], Performer]:
+    """Register the function performing the Flow-API call `name`.
+
+    `reaches_out`: the call changes something outside the execution's own state, which its
+    fenced commit cannot take back.
+    """
 
     def register(function: Performer) -> Performer:
         PERFORMERS[name] = function
+        if reaches_out:
+            REACHING_OUT.add(name)
         return function
 
     return register
@@ -125,7 +142,7 @@ def _json(call: str, what: str, value: Any) -> Any:
 # --- the execution -------------------------------------------------------------------------------
 
 
-@performer("connect")
+@performer("connect", reaches_out=True)
 def _connect(context: StepContext, name: str, **params: Any) -> Result:
     connector = context.connectors.get(name)
     try:
@@ -149,8 +166,9 @@ def _log(context: StepContext, *parts: str) -> Result:
 def _get(context: StepContext, field: str) -> Result:
     live, state = context.live, context.live.state
     fields = {
-        "input_value": lambda: state.inputs,
-        "output_value": lambda: state.outputs,
+        # Copies: the answer is the flow's to change, the execution's state is not.
+        "input_value": lambda: copy.deepcopy(state.inputs),
+        "output_value": lambda: copy.deepcopy(state.outputs),
         "status": lambda: live.status.value,
         "message": lambda: state.message,
         "id": lambda: live.execution_id,
@@ -219,7 +237,7 @@ def _wait_until(context: StepContext, until: datetime) -> Result:
 _CHILD_FIELDS = ("input_value", "output_value", "status", "message", "id", "name")
 
 
-@performer("flow")
+@performer("flow", reaches_out=True)
 def _flow(context: StepContext, flow: str, inputs: Any, wait: bool) -> Result:
     if not isinstance(flow, str) or not flow:
         raise InvalidCallError("this.flow() needs a flow name or a path to a .py file")
@@ -307,10 +325,12 @@ def _load_dump(context: StepContext, ref: str, by: str) -> Result:
         raise InvalidCallError(f"load_dump(by={by!r}): by must be 'id' or 'name'")
     if target is None:
         raise SavepointNotFoundError(live.execution_id, ref, by)
-    if target.restored >= context.options.max_restores:
-        raise RestoreLoopError(
-            target.id, target.name, target.restored, context.options.max_restores
-        )
+    # A loop is the flow coming back here again and again without getting further; restores
+    # from outside, or after progress, do not count.
+    returns = context.store.count_returns(live.head)
+    if returns > context.options.max_restores:
+        limit = context.options.max_restores
+        raise RestoreLoopError(target.id, target.name, returns - 1, limit)
     return Restore(target)
 
 
@@ -336,7 +356,7 @@ def _record_calls(kind: str) -> None:
             raise NotFoundError(kind, name, _HINT[kind])
         return _done({primary: record.value, "name": name, "updated_at": record.updated_at}[field])
 
-    @performer(f"{kind}.save")
+    @performer(f"{kind}.save", reaches_out=True)
     def _save_record(context: StepContext, name: str, **fields: Any) -> Result:
         if set(fields) != {primary}:
             raise InvalidCallError(f"{kind}.save() takes {primary}= only, not {sorted(fields)}")
@@ -350,7 +370,7 @@ def _record_calls(kind: str) -> None:
     def _exists(context: StepContext, name: str) -> Result:
         return _done(context.store.get_named(kind, name) is not None)
 
-    @performer(f"{kind}.delete")
+    @performer(f"{kind}.delete", reaches_out=True)
     def _delete(context: StepContext, name: str) -> Result:
         context.store.delete_named(kind, name)
         return _done()

@@ -27,16 +27,15 @@ from flowrt.live import (
     Stopped,
     StopReason,
 )
-from flowrt.performers import Answer, End, Restore, StepContext, Wait, perform
+from flowrt.performers import REACHING_OUT, Answer, End, Restore, StepContext, Wait, perform
 from flowrt.status import Status
 from flowrt.storage.base import ExecutionRecord, LogRecord, SavepointRecord, StepCommit
-from flowrt.storage.faults import Backoff, describe, is_permanent, retry_transient
-from flowrt.values import storable_text
+from flowrt.writes import StepWrites, ended
 
 log = logging.getLogger("flowrt")
 
 
-class Stepping(Children):
+class Stepping(StepWrites, Children):
     """The `Runtime` methods a worker's step runs."""
 
     def step(self, execution_id: str, version: int, head_id: str | None = None) -> None:
@@ -53,19 +52,17 @@ class Stepping(Children):
             if live is not None and not live.wait_committed():
                 live.close()  # its savepoint was never stored: the database decides below
                 live = None
+            claimed = False
             if live is not None and not (live.owned and time.monotonic() < live.lease_deadline):
                 # Its lease may have lapsed (or went with a shared-queue step): claim it again.
-                began = time.monotonic()
-                if self._claim(execution_id, version) is None:
-                    self.live.discard(execution_id)
-                    live.close()
+                if not self._confirm(live):
                     return
-                live.owned, live.lease_deadline = True, began + self.options.lease_s
+                claimed = True
             if live is None:
                 live = self._load(execution_id, version, head_id)
                 if live is None:  # nothing to perform, or _load stepped it already
                     return
-            self._perform(live)
+            self._perform(live, claimed)
         except BaseException:
             self.live.discard(execution_id)
             if live is not None:
@@ -147,18 +144,45 @@ class Stepping(Children):
             changes["message"] = live.state.message
         return changes
 
-    def _perform(self, live: LiveExecution) -> None:
+    def _confirm(self, live: LiveExecution) -> bool:
+        """Claim the execution at the live version again; False (and unloaded) if refused.
+
+        A step sent to this worker skips the claim while its local lease lasts, and a load
+        replays after its claim: meanwhile the execution may have been cancelled, paused,
+        restored or taken over, and once that has returned, no call of its old timeline may
+        reach outside. One conditional UPDATE, which renews the lease as well.
+        """
+        began, now = time.monotonic(), utc_now()
+        held = self.store.confirm(
+            live.execution_id, live.version, self.holder, now, self.lease_until(now)
+        )
+        if not held:
+            self.stats["claims_refused"] += 1
+            log.info("execution %s moved on from version %s", live.execution_id, live.version)
+            self.live.discard(live.execution_id)
+            live.close()
+            return False
+        live.owned, live.lease_deadline = True, began + self.options.lease_s
+        return True
+
+    def _perform(self, live: LiveExecution, claimed: bool = False) -> None:
         assert live.pending is not None
+        if not claimed and live.pending.name in REACHING_OUT and not self._confirm(live):
+            return
         context = StepContext(
             live, self.store, self.connectors, self.options, utc_now(), self.start_child
         )
         result = perform(context, live.pending)
         if isinstance(result, Answer):
             blob, outcome = self.journal.sign(live, result.outcome)
-            changes = result.changes
+            changes, logs = result.changes, result.logs
+            if outcome is not result.outcome:
+                # Its answer was refused (too large, cannot be stored): the flow gets an error
+                # at the call instead, and a refused call changes nothing.
+                changes, logs = {}, ()
             if live.status is Status.WAITING:  # its wait is over, however the call ended
                 changes = {"status": Status.RUNNING.value, "wake_at": None, **changes}
-            self._settle(live, live.resume(outcome), blob, changes, result.logs)
+            self._settle(live, live.resume(outcome), blob, changes, logs)
         elif isinstance(result, Wait):
             self._wait(live, result)
         elif isinstance(result, End):
@@ -184,12 +208,12 @@ class Stepping(Children):
             self._advance(live, savepoint, commit, event)
             return
         if isinstance(event, Returned):
-            changes.update(_ended(Status.ENDED_SUCCESS), message=live.state.message)
+            changes.update(ended(Status.ENDED_SUCCESS), message=live.state.message)
         elif isinstance(event, Raised):
-            changes.update(_ended(Status.ENDED_ERROR), error=event.trace, error_line=event.line)
+            changes.update(ended(Status.ENDED_ERROR), error=event.trace, error_line=event.line)
             changes["message"] = f"{type(event.error).__name__}: {event.error}"
         elif isinstance(event, Diverged):
-            changes.update(_ended(Status.ENDED_ERROR), error=str(event.error))
+            changes.update(ended(Status.ENDED_ERROR), error=str(event.error))
             changes.update(error_line=event.error.line, message=str(event.error))
         if self._commit(live, StepCommit(live.execution_id, live.version, changes, None, logs)):
             self._finish(live)
@@ -204,7 +228,7 @@ class Stepping(Children):
             )
             if stopped.stuck:
                 message += "; it could not be interrupted (blocked outside Python code)"
-            changes = _ended(Status.ENDED_ERROR)
+            changes = ended(Status.ENDED_ERROR)
             changes.update(message=message, error=message, error_line=stopped.line)
             if self._commit(live, StepCommit(live.execution_id, live.version, changes)):
                 self._finish(live)
@@ -282,61 +306,6 @@ class Stepping(Children):
             return False
         return True
 
-    def _write(self, live: LiveExecution, commit: StepCommit) -> bool:
-        """Store `commit`; a write the database refuses for good ends the execution.
-
-        Returns whether it was stored: False also when its fence was lost.
-        """
-        commit = _storable(commit)
-        try:
-            return self._store_step(commit)
-        except Exception as error:
-            if not is_permanent(error):
-                raise
-            pending = live.pending.line if live.pending is not None else None
-            line = commit.savepoint.line if commit.savepoint is not None else pending
-            self._end_refused(commit.execution_id, commit.version, error, line)
-            return False
-
-    def _store_step(self, commit: StepCommit) -> bool:
-        """Store `commit`, trying the write alone again while the database fails transiently.
-
-        The step's call was performed already: retrying the whole step would perform it
-        again. A write that failed as its connection dropped may have been stored all the
-        same; an attempt after it that finds its own savepoint at the head says so.
-        """
-        failed = False
-
-        def attempt() -> bool:
-            nonlocal failed
-            try:
-                stored = self.store.commit_step(commit)
-            except Exception:
-                failed = True
-                raise
-            return stored or (failed and self._stored_before(commit))
-
-        def on_retry(error: BaseException, delay_s: float) -> None:
-            log.warning(
-                "execution %s: storing version %s failed (%s); trying the write again in %.2f s",
-                commit.execution_id,
-                commit.version,
-                describe(error),
-                delay_s,
-            )
-
-        options = self.options
-        backoff = Backoff(
-            options.commit_attempts, options.commit_retry_s, options.commit_retry_max_s
-        )
-        return retry_transient(attempt, backoff, time.sleep, on_retry)
-
-    def _stored_before(self, commit: StepCommit) -> bool:
-        if commit.savepoint is None:
-            return False  # unknown: the caller treats it as a lost fence, which is safe
-        record = self.store.get_execution(commit.execution_id)
-        return record.version == commit.version + 1 and record.head_id == commit.savepoint.id
-
     def _stamped(self, commit: StepCommit) -> StepCommit:
         # Every step write records where the execution is loaded, unless it says otherwise.
         return replace(commit, changes={"worker": self.holder, **commit.changes})
@@ -397,7 +366,7 @@ class Stepping(Children):
             self._wake(live.execution_id)  # a child ended while this wait was being stored
 
     def _end(self, live: LiveExecution, end: End) -> None:
-        changes = _ended(end.status)
+        changes = ended(end.status)
         changes["message"] = end.message
         if end.status is Status.ENDED_ERROR:
             line = live.pending.line if live.pending else None
@@ -421,61 +390,3 @@ class Stepping(Children):
             self._enqueue_restored(
                 live.execution_id, live.version, live.state.flow_name, restore.target
             )
-
-    def _end_error(
-        self,
-        version: int,
-        execution_id: str,
-        message: str,
-        trace: str | None,
-        line: int | None,
-    ) -> bool:
-        changes = _ended(Status.ENDED_ERROR)
-        changes.update(message=message, error=trace or message, error_line=line, worker=None)
-        if not self._store_step(StepCommit(execution_id, version, changes)):
-            return False
-        parent_id = self.store.get_execution(execution_id).parent_id
-        if parent_id is not None:
-            self._wake(parent_id)
-        return True
-
-    def fail_write(self, execution_id: str, version: int, error: BaseException) -> None:
-        """End an execution ENDED_ERROR, if still at `version`, as the database refused a write."""
-        self._end_refused(execution_id, version, error, None)
-
-    def _end_refused(
-        self, execution_id: str, version: int, error: BaseException, line: int | None
-    ) -> None:
-        # Never retried: the same write would be refused again. The message names the
-        # database's error, never the statement's parameters (they hold flow variables).
-        cause = describe(error)
-        at = f" at line {line}" if line is not None else ""
-        message = (
-            f"the database refused to store this execution's step{at}: {cause}; "
-            "remove the cause, then restore the execution"
-        )
-        log.error(
-            "execution %s v%s ends: the database refused it (%s)", execution_id, version, cause
-        )
-        self._end_error(version, execution_id, message, None, line)
-
-
-def _storable(commit: StepCommit) -> StepCommit:
-    # A flow's error message or traceback may hold text no database stores (NUL, a lone
-    # surrogate): escaped here, the execution still ends with its own error.
-    texts = {
-        key: storable_text(value)
-        for key, value in commit.changes.items()
-        if key in ("message", "error") and isinstance(value, str)
-    }
-    return replace(commit, changes={**commit.changes, **texts}) if texts else commit
-
-
-def _ended(status: Status) -> dict[str, Any]:
-    return {
-        "status": status.value,
-        "ended_at": utc_now(),
-        "wake_at": None,
-        "worker": None,
-        "lease_until": None,
-    }

@@ -330,7 +330,7 @@ def handler(system, this):
 """
 
 
-def test_a_restored_connect_call_is_sent_again_with_the_same_idempotency_key(
+def test_a_restored_connect_call_is_sent_again_with_a_new_idempotency_key(
     client: Client, server: RecordingServer, tmp_path: Path
 ) -> None:
     client.set_connector("api", "rest", base_url=server.base_url)
@@ -348,7 +348,9 @@ def test_a_restored_connect_call_is_sent_again_with_the_same_idempotency_key(
     first, second = server.requests_to("/charge")
     assert first.json == second.json == {"amount": 5}
     assert first.headers["idempotency-key"] == f"{handle.id}:{connect.id}"
-    assert second.headers["idempotency-key"] == first.headers["idempotency-key"]
+    # A restore is a new attempt: a server that honours the key must not answer it with
+    # the first attempt's cached 500.
+    assert second.headers["idempotency-key"] == f"{handle.id}:{connect.id}:1"
     [restored] = [s for s in handle.savepoints() if s.id == connect.id]
     assert restored.restored == 1
 

@@ -17,6 +17,7 @@ SAMPLES: list[BaseException] = [
     errors.StorageError("x"),
     errors.SchemaError("sqlite://", None, "0001"),
     errors.ExecutionNotFoundError("abc"),
+    errors.ArchivedExecutionError("abc", "2025-01-01T00:00:00+00:00"),
     errors.NotFoundError("setting", "s", "hint"),
     errors.InvalidStateError("id", "RUNNING", "archive", "ENDED_*"),
     errors.SavepointError("x"),

@@ -160,17 +160,23 @@ def test_flower_shows_the_steps_of_an_execution(start_flower, production, tmp_pa
     handle = flowrt.start(write_flow(tmp_path, SHOWN_FLOW, name="shown_in_flower"))
     handle.wait(30)
     assert handle.status is Status.ENDED_SUCCESS, handle.record().error
-    step = re.compile(rf"flowrt\.step {re.escape(handle.record().flow_name)}#(\d+) (\w+)")
+    flow = handle.record().flow_name
+    name = re.compile(rf"flowrt\.step {re.escape(flow)} (\w+)")
 
     def steps_shown() -> dict[tuple[int, str], dict]:
         tasks = flower.http.get("/api/tasks", auth=(USER, PASSWORD)).json()
         shown = {}
         for task in tasks.values():
-            match = step.fullmatch(task.get("name") or "")
-            if match and task.get("state") == "SUCCESS":
-                shown[int(match[1]), match[2]] = task
+            match = name.fullmatch(task.get("name") or "")
+            seq = re.search(r"'seq': (\d+)", task.get("kwargs") or "")
+            if match and seq and task.get("state") == "SUCCESS":
+                shown[int(seq[1]), match[1]] = task
         return shown
 
     calls = {(p.seq, p.call) for p in handle.savepoints()}
     wait_until(lambda: calls <= set(steps_shown()), 10, "flower to list every step")
     assert {task["worker"] for task in steps_shown().values()} == {workers.node("shown")}
+    # Metrics keep one series per task name: the names are bounded by flow and call.
+    metrics = flower.http.get("/metrics").text
+    names = set(re.findall(r'task="(flowrt\.step [^"]*)"', metrics))
+    assert names == {f"flowrt.step {flow} {call}" for call in ("start", "get", "success")}

@@ -158,7 +158,10 @@ class Store(abc.ABC):
         allowed: Iterable[Status],
         lease_until: datetime | None = None,
     ) -> ExecutionRecord:
-        """Move the head to `savepoint_id`, status RUNNING, count the restore; one transaction."""
+        """Move the head to `savepoint_id`, status RUNNING, count the restore; one transaction.
+
+        A PAUSED execution stays PAUSED (with no lease) until it is resumed.
+        """
 
     @abc.abstractmethod
     def set_status(
@@ -190,6 +193,15 @@ class Store(abc.ABC):
         (and at `head_id`, if given).
 
         Refused (None) while another worker holds an unexpired lease on it.
+        """
+
+    @abc.abstractmethod
+    def confirm(
+        self, execution_id: str, version: int, worker: str, now: datetime, lease_until: datetime
+    ) -> bool:
+        """`claim` in one round trip that returns only whether it was granted.
+
+        A step calls it just before a call that reaches outside the execution.
         """
 
     @abc.abstractmethod
@@ -254,6 +266,15 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def find_named(self, head_id: str, name: str) -> SavepointRecord | None:
         """The newest savepoint called `name` on the timeline ending at `head_id`."""
+
+    @abc.abstractmethod
+    def count_returns(self, savepoint: SavepointRecord) -> int:
+        """How often its flow came back to `savepoint`'s call without getting further.
+
+        Counts the savepoints of its execution with the same call, line and seq (this one
+        too), made after the newest one deeper than it: a timeline that went further since
+        starts the count again.
+        """
 
     @abc.abstractmethod
     def list_savepoints(self, execution_id: str) -> list[SavepointRecord]:

@@ -42,6 +42,33 @@ class LeaseStatements:
             row = conn.execute(statement).first()
         return execution_record(row) if row is not None else None
 
+    def confirm(
+        self, execution_id: str, version: int, worker: str, now: datetime, lease_until: datetime
+    ) -> bool:
+        if self.engine.dialect.name == "postgresql":
+            # Plain SQL on an autocommit connection: one round trip, no statement building,
+            # as on a step's hot path (the same test as `claim`).
+            params = {
+                "id": execution_id,
+                "version": version,
+                "worker": worker,
+                "now": now,
+                "lease_until": lease_until,
+            }
+            autocommit = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            with autocommit as conn:
+                return conn.exec_driver_sql(_CONFIRM_SQL, params).first() is not None
+        c = executions.c
+        statement = (
+            executions.update()
+            .where(c.id == execution_id, c.version == version)
+            .where(c.status.in_((Status.RUNNING.value, Status.WAITING.value)))
+            .where(sa.or_(c.worker.is_(None), c.worker == worker, _lease_over(now)))
+            .values(worker=worker, lease_until=lease_until)
+        )
+        with self.engine.begin() as conn:
+            return conn.execute(statement).rowcount == 1
+
     def renew_leases(
         self, worker: str, execution_ids: Iterable[str], lease_until: datetime
     ) -> set[str]:
@@ -154,6 +181,15 @@ def _wake_parents() -> Any:
     )
     waiting = executions.update().where(WAITING, c.wake_at.is_(None), ended_child)
     return waiting.values(wake_at=sa.bindparam("now", type_=c.wake_at.type))
+
+
+_CONFIRM_SQL = (
+    "UPDATE executions SET worker = %(worker)s, lease_until = %(lease_until)s "
+    "WHERE id = %(id)s AND version = %(version)s "
+    f"AND status IN ('{Status.RUNNING.value}', '{Status.WAITING.value}') "
+    "AND (worker IS NULL OR worker = %(worker)s "
+    "OR lease_until IS NULL OR lease_until < %(now)s) RETURNING id"
+)
 
 
 def _lease_over(now: Any) -> Any:

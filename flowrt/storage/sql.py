@@ -223,12 +223,14 @@ class SqlStore(LeaseStatements, NamedStatements, Store):
                 raise SavepointNotFoundError(execution_id, savepoint_id, "id")
             if target.execution_id != execution_id:
                 raise ForeignSavepointError(execution_id, savepoint_id, target.execution_id)
+            # A paused execution stays paused, at the restored savepoint, until it is resumed.
+            paused = current.status is Status.PAUSED
             conn.execute(
                 executions.update()
                 .where(executions.c.id == execution_id)
                 .values(
                     head_id=target.id,
-                    status=Status.RUNNING.value,
+                    status=(Status.PAUSED if paused else Status.RUNNING).value,
                     version=current.version + 1,
                     wake_at=None,
                     error=None,
@@ -236,7 +238,7 @@ class SqlStore(LeaseStatements, NamedStatements, Store):
                     ended_at=None,
                     updated_at=_now(),
                     worker=None,
-                    lease_until=lease_until,
+                    lease_until=None if paused else lease_until,
                 )
             )
             self._count_restore(conn, target.id)
@@ -340,6 +342,21 @@ class SqlStore(LeaseStatements, NamedStatements, Store):
         with self.engine.begin() as conn:
             row = conn.execute(query).first()
         return savepoint_record(row) if row is not None else None
+
+    def count_returns(self, savepoint: SavepointRecord) -> int:
+        s = savepoints.c
+        mine = s.execution_id == savepoint.execution_id
+        further = sa.select(sa.func.max(s.created_at)).where(mine, s.seq > savepoint.seq)
+        since = further.scalar_subquery()
+        query = sa.select(sa.func.count()).where(
+            mine,
+            s.seq == savepoint.seq,
+            s.call == savepoint.call,
+            s.line == savepoint.line,
+            sa.or_(since.is_(None), s.created_at > since),
+        )
+        with self.engine.begin() as conn:
+            return int(conn.scalar(query) or 0)
 
     def list_savepoints(self, execution_id: str) -> list[SavepointRecord]:
         if not is_uuid(execution_id):
