@@ -59,6 +59,7 @@ __all__ = [
     "Unwound",
 ]
 
+_REPLAY_CHECK_S = 1.0  # how often a waiting step looks whether replay has moved the deadline
 _WAKE = object()  # put among the events by stop(), to wake a step that waits for one
 
 
@@ -104,6 +105,9 @@ class LiveExecution:
         self._closing: type[FlowSignal] | None = None
         self._running = False  # a step waits while the flow runs its own code
         self.runs = 0  # times a step has set the flow running (start or resume)
+        # When the flow's current stretch of its own code began: at start or resume, and
+        # at each call replay answers (time.monotonic(), written by the flow's thread).
+        self._stretch_began = 0.0
         self._stop: StopReason | None = None
         self._stop_line: int | None = None
         # Whether the savepoint this live state stands at is stored (see Runtime._advance).
@@ -147,6 +151,7 @@ class LiveExecution:
     def start(self) -> Event:
         """Run the handler from the top, through its journal, to its first new or head call."""
         self._running, self.runs = True, self.runs + 1
+        self._stretch_began = time.monotonic()
         self._thread.start()
         return self._next_event()
 
@@ -155,6 +160,7 @@ class LiveExecution:
         if not self._thread.is_alive():
             raise RuntimeError(f"execution {self.execution_id} has no running handler to resume")
         self._running, self.runs = True, self.runs + 1
+        self._stretch_began = time.monotonic()
         self._answers.put(outcome)
         return self._next_event()
 
@@ -182,15 +188,18 @@ class LiveExecution:
             self._thread.join(timeout_s if self._stop is None else 0)
 
     def _next_event(self) -> Event:
-        # Wait for the flow's next event, but no longer than its step deadline.
-        deadline = time.monotonic() + self.max_step_s
+        # Wait for the flow's next event, but stop it once one stretch of its own code, from
+        # a call (replayed or live) to the next, runs longer than the step deadline.
         try:
             while self._stop is None:
-                try:
-                    event = self._events.get(timeout=max(deadline - time.monotonic(), 0.0))
-                except queue.Empty:
+                left_s = self._stretch_began + self.max_step_s - time.monotonic()
+                if left_s <= 0:
                     self.stop(StopReason.DEADLINE)
                     break
+                try:
+                    event = self._events.get(timeout=min(left_s, _REPLAY_CHECK_S))
+                except queue.Empty:
+                    continue
                 if event is not _WAKE:
                     if self._stop is None:
                         return event  # type: ignore[return-value]
@@ -256,6 +265,8 @@ class LiveExecution:
                 found = f"calls {call.describe()} at line {call.line}"
                 self._diverge(DeterminismError(entry.seq, call.line, recorded, found))
             if entry.outcome is not None:
+                # A replayed call ends a stretch of the flow's own code as a live one does.
+                self._stretch_began = time.monotonic()
                 return entry.outcome.unwrap()
             self._journal = []  # the head: from here on the flow runs live
             return self._park(call, recorded=True)

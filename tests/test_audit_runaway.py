@@ -31,12 +31,6 @@ SEGMENTS = textwrap.dedent("""
 """)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="replay of a whole journal is held to ONE step deadline (live.py _next_event): "
-    "a flow none of whose stretches between calls came near FLOWRT_MAX_STEP_SECONDS is "
-    "stopped when it is restored (or taken over / reloaded after unloading)",
-)
 def test_replay_is_not_held_to_one_deadline_for_all_the_calls_it_replays(
     client, flowrt_env, tmp_path
 ):
