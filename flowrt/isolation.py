@@ -8,6 +8,7 @@ then, the death was the suspect's own (see `leases.reap`). Normal steps share th
 from __future__ import annotations
 
 import threading
+import time
 
 
 class Isolation:
@@ -35,13 +36,26 @@ class Isolation:
                 self._sharing -= 1
             self._changed.notify_all()
 
-    def go_alone(self) -> None:
-        """Turn this thread's normal step into one that runs alone; waits for the others."""
+    def go_alone(self, timeout_s: float) -> bool:
+        """Turn this thread's normal step into one that runs alone, once the others ended.
+
+        New steps wait meanwhile, so short ones drain; if the others have not ended within
+        `timeout_s` (a long step runs here), the step stays a normal one and False is
+        returned: a suspect must not hold its whole worker up behind a long step.
+        """
+        deadline = time.monotonic() + timeout_s
         with self._changed:
             self._sharing -= 1
             self._waiting_alone += 1
-            self._changed.notify_all()
-            while self._alone is not None or self._sharing:
-                self._changed.wait()
-            self._waiting_alone -= 1
-            self._alone = threading.get_ident()
+            try:
+                while self._alone is not None or self._sharing:
+                    left_s = deadline - time.monotonic()
+                    if left_s <= 0:
+                        self._sharing += 1
+                        return False
+                    self._changed.wait(left_s)
+                self._alone = threading.get_ident()
+                return True
+            finally:
+                self._waiting_alone -= 1
+                self._changed.notify_all()

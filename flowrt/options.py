@@ -26,6 +26,8 @@ class Options:
             stopped and its execution ends ENDED_ERROR.
         stop_grace_s: seconds a stopped flow's thread has to end before it counts as stuck
             (blocked outside Python code) and its worker replaces itself.
+        alone_wait_s: seconds a suspect's step waits for the other steps of its process to
+            end so that it runs alone; past it, it is handed to another worker.
         max_crashes: worker deaths at one savepoint after which an execution is quarantined
             (ENDED_ERROR) instead of being handed to another worker.
         commit_attempts: attempts at a step's write when the database fails transiently.
@@ -44,6 +46,7 @@ class Options:
     max_step_s: float = 600.0
     stop_grace_s: float = 5.0
     max_crashes: int = 3
+    alone_wait_s: float = 1.0
     commit_attempts: int = 5
     commit_retry_s: float = 0.05
     commit_retry_max_s: float = 1.0

@@ -123,7 +123,13 @@ class Stepping(StepWrites, Children):
         """Run the step of a suspect of a worker's death alone in this process, marked so.
 
         Should this worker die now, the death is the suspect's own (see `leases.reap`).
+        If a long step here keeps it from running alone soon, it is handed back, with no
+        holder, for the reaper to send on to another worker (False).
         """
+        if not self.isolation.go_alone(self.options.alone_wait_s):
+            log.info("suspect %s waits for a worker with no long step", record.id)
+            self.store.unload(record.id, record.version, self.holder)
+            return False
         log.warning(
             "execution %s was on a worker that died (%d time(s) at this savepoint): its step "
             "runs alone on %s",
@@ -131,7 +137,6 @@ class Stepping(StepWrites, Children):
             record.crashes,
             self.holder,
         )
-        self.isolation.go_alone()
         return self.store.mark_suspect(record.id, record.version, self.holder)
 
     def _restored_outputs(self, live: LiveExecution, record: ExecutionRecord) -> dict[str, Any]:

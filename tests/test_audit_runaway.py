@@ -66,13 +66,6 @@ def workers(flowrt_env, pg_clean, redis_url, tmp_path):
         processes.stop_all()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a suspect's step waits in Isolation.go_alone (isolation.py:194) for every step "
-    "under way, with no bound, and meanwhile Isolation.share (isolation.py:175) holds back "
-    "every new step of the process: one legitimately long step (flow code under "
-    "FLOWRT_MAX_STEP_SECONDS, or a long connector call) plus one suspect jams the worker",
-)
 def test_a_suspect_arriving_beside_a_long_step_does_not_stall_the_whole_worker(workers, tmp_path):
     client, processes = workers
     sleeper = textwrap.dedent("""
