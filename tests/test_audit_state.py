@@ -157,12 +157,6 @@ def handler(system, this):
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="storage/sql.py SqlStore._chain is a recursive CTE with UNION ALL and no bound: a "
-    "parent_id altered into a cycle makes find_named/get_timeline loop forever at 100% CPU "
-    "before any signature is checked",
-)
 def test_a_parent_id_altered_into_a_cycle_is_refused_not_looped_on_forever(
     flowrt_env: Callable[..., dict[str, str]], tmp_path: Path
 ) -> None:

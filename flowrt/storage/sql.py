@@ -436,14 +436,17 @@ class SqlStore(LeaseStatements, NamedStatements, Store):
         )
 
     def _chain(self, head_id: str) -> tuple[Any, Any]:
-        base = sa.select(savepoints.c.id, savepoints.c.parent_id).where(savepoints.c.id == head_id)
+        # Each parent comes before its child: requiring a lower seq at every step ends the
+        # recursion even on rows altered into a cycle (the journal's check refuses those).
+        sp = savepoints.c
+        base = sa.select(sp.id, sp.parent_id, sp.seq).where(sp.id == head_id)
         chain = base.cte("chain", recursive=True)
         chain = chain.union_all(
-            sa.select(savepoints.c.id, savepoints.c.parent_id).join(
-                chain, savepoints.c.id == chain.c.parent_id
+            sa.select(sp.id, sp.parent_id, sp.seq).join(
+                chain, sa.and_(sp.id == chain.c.parent_id, sp.seq < chain.c.seq)
             )
         )
-        return chain, savepoints.c.id == chain.c.id
+        return chain, sp.id == chain.c.id
 
 
 _JSON_COLUMNS = frozenset({"inputs", "outputs"})
