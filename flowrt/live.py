@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import ctypes
+import logging
 import queue
 import sys
 import threading
@@ -59,6 +60,9 @@ __all__ = [
     "Unwound",
 ]
 
+log = logging.getLogger("flowrt")
+_UNWIND_WAIT_S = 0.005  # how long close() waits for a flow to unwind before it helps from outside
+_ORPHAN_UNWIND_S = 30.0  # how long an unloaded flow that runs on is unwound from outside
 _REPLAY_CHECK_S = 1.0  # how often a waiting step looks whether replay has moved the deadline
 _WAKE = object()  # put among the events by stop(), to wake a step that waits for one
 
@@ -185,7 +189,26 @@ class LiveExecution:
             self._closing = signal
             self._answers.put(signal)
             # A stopped flow's thread has ended by now, or is stuck: do not wait for it.
-            self._thread.join(timeout_s if self._stop is None else 0)
+            self._thread.join(min(timeout_s, _UNWIND_WAIT_S) if self._stop is None else 0)
+        if self._thread.is_alive() and self._stop is None:
+            # Something swallowed the signal (a library's `except BaseException`) and the
+            # flow runs on: raise it into the thread again, from outside, until it ends.
+            threading.Thread(
+                target=self._unwind_orphan, args=(signal,), name="flowrt-unwind", daemon=True
+            ).start()
+
+    def _unwind_orphan(self, signal: type[FlowSignal]) -> None:
+        give_up = time.monotonic() + _ORPHAN_UNWIND_S
+        while self._thread.is_alive() and time.monotonic() < give_up:
+            if self._current_line() is not None:  # only into the flow's code, not flowrt's
+                self._raise_in_flow(signal)
+            self._thread.join(0.005)  # often: the flow may swallow most of them
+        if self._thread.is_alive():
+            log.warning(
+                "the flow thread of execution %s still runs after it was unloaded "
+                "(blocked outside Python code, or swallowing every signal)",
+                self.execution_id,
+            )
 
     def _next_event(self) -> Event:
         # Wait for the flow's next event, but stop it once one stretch of its own code, from
@@ -222,11 +245,11 @@ class LiveExecution:
         stuck = self._thread.is_alive() and self._events.empty() and time.monotonic() >= give_up
         return Stopped(self._stop, self._stop_line, stuck)
 
-    def _raise_in_flow(self) -> None:
+    def _raise_in_flow(self, signal: type[FlowSignal] = StopSignal) -> None:
         ident = self._thread.ident
         if ident is not None and self._thread.is_alive():
             ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                ctypes.c_ulong(ident), ctypes.py_object(StopSignal)
+                ctypes.c_ulong(ident), ctypes.py_object(signal)
             )
 
     def _current_line(self) -> int | None:

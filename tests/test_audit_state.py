@@ -116,12 +116,6 @@ def handler(system, this, inputs):
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="live.LiveExecution.close raises the unload signal once; a library context "
-    "manager that swallows BaseException (contextlib.suppress) lets the flow's own code run "
-    "on and spin after the unload: call() raises again at once, nothing stops the thread",
-)
 def test_flow_code_does_not_run_on_after_its_execution_is_unloaded(
     client: flowrt.Client, tmp_path: Path
 ) -> None:
