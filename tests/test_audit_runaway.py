@@ -1,7 +1,5 @@
-"""Audit (audit-a): runaway code, the step deadline, quarantine and isolation, broken on purpose.
-
-Each test reproduces a defect found by the audit and is marked xfail(strict=True): it fails
-now, and turns the suite red once the defect is fixed so that the mark is removed.
+"""Defects an audit reproduced in runaway code handling (the step deadline during replay, a
+suspect beside a long step); each test failed before its fix and guards it now.
 """
 
 from __future__ import annotations

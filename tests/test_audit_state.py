@@ -1,7 +1,5 @@
-"""Audit (branch audit-b): defects reproduced through the user's entry points.
-
-Each test fails on today's code and is marked xfail(strict=True) so the suite stays green;
-the reason names the cause. Remove the mark with the fix.
+"""Defects an audit reproduced through the user's entry points (masking, unloading, tampered
+chains); each test failed before its fix and guards it now.
 """
 
 from __future__ import annotations
@@ -26,12 +24,6 @@ FLOWRT = Path(sys.executable).parent / "flowrt"  # the console script of this vi
 # --- masking -------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="masking.mask_url splits with urllib.urlsplit, which ends the netloc at '/', '?' "
-    "or '#'; SQLAlchemy's URL takes the password up to the last '@', so such a password is "
-    "never masked by connector list",
-)
 @pytest.mark.parametrize("password", ["pa/ss-S3cret", "pa#ss-S3cret", "pa?ss-S3cret"])
 def test_connector_list_masks_a_password_holding_a_slash_hash_or_question_mark(
     flowrt_env: Callable[..., dict[str, str]], password: str
@@ -75,11 +67,6 @@ class EchoesToken(LocalHttpServer):
         return Handler
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="masking.secrets_of masks a secret header's whole value only ('Bearer <token>'); "
-    "a REST error body echoing the bare token reaches the execution's message",
-)
 def test_a_rest_error_echoing_the_bearer_token_does_not_show_it(
     client: flowrt.Client, tmp_path: Path
 ) -> None:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 MASK = "***"
+# scheme://user:password@ — the password up to the `@`, as SQLAlchemy's URL parser reads it.
+_USERINFO = re.compile(r"^(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@?#]*:)(?P<password>[^@]*)@")
+_MIN_TOKEN_CHARS = 8  # parts of a secret header's value masked on their own from this length
 # Header and query parameter names whose values are credentials (matched as parts of a name).
 _SECRET_WORDS = ("auth", "token", "key", "secret", "passw", "pwd", "cookie", "session", "cred")
 _URL_FIELDS = ("url", "base_url")
@@ -19,16 +25,13 @@ def is_secret_name(name: str) -> bool:
 
 def mask_url(url: str) -> str:
     """`url` with its password, and the values of credential query parameters, masked."""
+    # The password as SQLAlchemy reads it: everything up to the `@` (it may hold / # ?).
+    url = _USERINFO.sub(lambda m: m["head"] + MASK + "@", url, count=1)
     try:
         parts = urlsplit(url)
     except ValueError:
         return MASK
     # Replaced in place: urlunsplit would respell URLs such as sqlite:////abs/path.
-    if "@" in parts.netloc:
-        userinfo, host = parts.netloc.rsplit("@", 1)
-        if ":" in userinfo:
-            masked = userinfo.split(":", 1)[0] + ":" + MASK + "@" + host
-            url = url.replace(parts.netloc, masked, 1)
     if parts.query:
         pairs = parse_qsl(parts.query, keep_blank_values=True)
         query = "&".join(f"{quote(k)}={MASK if is_secret_name(k) else quote(v)}" for k, v in pairs)
@@ -58,6 +61,9 @@ def secrets_of(config: dict[str, Any]) -> list[str]:
         url = config.get(field)
         if not isinstance(url, str):
             continue
+        userinfo = _USERINFO.match(url)
+        if userinfo is not None:
+            found.append(userinfo["password"])
         try:
             parts = urlsplit(url)
             found += [v for k, v in parse_qsl(parts.query) if is_secret_name(k)]
@@ -67,9 +73,25 @@ def secrets_of(config: dict[str, Any]) -> list[str]:
             found.append(url)
     headers = config.get("headers")
     if isinstance(headers, dict):
-        found += [str(v) for k, v in headers.items() if is_secret_name(str(k))]
+        for name, value in headers.items():
+            if is_secret_name(str(name)):
+                found += _credentials_in(str(value))
     spellings = {form for secret in found for form in (secret, unquote(secret), quote(secret))}
     return sorted((s for s in spellings if s), key=len, reverse=True)
+
+
+def _credentials_in(value: str) -> list[str]:
+    # A header value and its parts a server may echo alone: the token after `Bearer`, and
+    # the user:password (and password) of `Basic` credentials.
+    found = [value] + [part for part in value.split() if len(part) >= _MIN_TOKEN_CHARS]
+    scheme, _, credentials = value.partition(" ")
+    if scheme.lower() == "basic" and credentials:
+        try:
+            decoded = base64.b64decode(credentials.strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return found
+        found += [decoded, decoded.partition(":")[2]]
+    return [secret for secret in found if secret]
 
 
 def mask_text(text: str, secrets: list[str]) -> str:
