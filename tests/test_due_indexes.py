@@ -149,4 +149,18 @@ def test_on_postgresql_the_time_leads_each_partial_index_so_its_range_bounds_the
         found = dict(conn.exec_driver_sql("SELECT indexname, indexdef FROM pg_indexes").all())
     engine.dispose()
     assert "(wake_at) WHERE" in found["ix_executions_waiting"]
-    assert "(lease_until) WHERE" in found["ix_executions_running"]
+
+
+@pytest.mark.postgres
+def test_no_index_covers_a_column_every_step_writes_so_its_update_stays_heap_only(pg_clean):
+    # A step writes lease_until, version, head_id and updated_at each time: an index on any
+    # of them would make every step's UPDATE write an entry into each index of the table.
+    engine = sa.create_engine(pg_clean)
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'executions'"
+        ).all()
+    engine.dispose()
+    for name, definition in rows:
+        for column in ("lease_until", "version", "head_id", "updated_at"):
+            assert column not in definition, (name, definition)

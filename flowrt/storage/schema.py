@@ -81,8 +81,10 @@ PARTIAL_INDEXES = {
     # Waiting executions by wake-up time: the reaper reads the sleeps that are due (a range,
     # however many sleep) and the parents with no wake-up time (waiting for children).
     "ix_executions_waiting": (WAITING, ("wake_at",), ("status", "wake_at")),
-    # Running executions by lease: the reaper reads those nobody answers for.
-    "ix_executions_running": (RUNNING, ("lease_until",), ("status", "lease_until")),
+    # Running executions, for the reaper to check their leases. Not keyed on lease_until:
+    # a step writes it every time, and an indexed column would make every step's UPDATE a
+    # non-HOT one on PostgreSQL, writing an entry into every index of the table.
+    "ix_executions_running": (RUNNING, ("status",), ("status",)),
     # Executions a worker holds: its lease renewals, and its release when it stops.
     "ix_executions_worker": (HELD, ("worker",), ("worker",)),
 }
