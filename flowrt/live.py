@@ -226,7 +226,8 @@ class LiveExecution:
                 if event is not _WAKE:
                     if self._stop is None:
                         return event  # type: ignore[return-value]
-                    break
+                    # Stopped as it parked or ended: its own code no longer runs.
+                    return Stopped(self._stop, self._stop_line, stuck=False)
             return self._stopped()
         finally:
             self._running = False
@@ -239,10 +240,11 @@ class LiveExecution:
         while self._thread.is_alive() and time.monotonic() < give_up:
             try:
                 if self._events.get(timeout=0.2) is not _WAKE:
-                    break  # it ended, or parked just before the stop (closed next)
+                    # It ended, or parked just before the stop (closed next).
+                    return Stopped(self._stop, self._stop_line, stuck=False)
             except queue.Empty:
                 self._raise_in_flow()
-        stuck = self._thread.is_alive() and self._events.empty() and time.monotonic() >= give_up
+        stuck = self._thread.is_alive() and self._events.empty()
         return Stopped(self._stop, self._stop_line, stuck)
 
     def _raise_in_flow(self, signal: type[FlowSignal] = StopSignal) -> None:
