@@ -5,11 +5,11 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import config
+from flowrt.clock import utc_now
 from flowrt.connectors import check_config
 from flowrt.connectors.base import KIND as CONNECTOR
 from flowrt.embedded import EmbeddedWorker
@@ -84,7 +84,7 @@ class Client:
 
     def backlog(self) -> Backlog:
         """Runnable and waiting executions, and how many each worker holds (`flowrt stats`)."""
-        return measure(self.store.engine, datetime.now(UTC))
+        return measure(self.store.engine, utc_now())
 
     # --- named objects -----------------------------------------------------------------------
 

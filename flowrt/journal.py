@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
 from flowrt.blobs import Signer
 from flowrt.calls import Outcome
+from flowrt.clock import utc_now
 from flowrt.errors import AnswerTooLargeError, SerializationError
 from flowrt.ids import new_id
 from flowrt.live import LiveExecution, Parked, ReplayEntry
@@ -76,7 +76,7 @@ class Journal:
             call=call.name,
             line=call.line,
             name=call.label,
-            created_at=datetime.now(UTC),
+            created_at=utc_now(),
             digest=call.digest,
             answer=answer,
             variables=call.variables,

@@ -13,9 +13,9 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from flowrt.clock import utc_now
 from flowrt.live import LiveExecution, StopReason
 from flowrt.status import Status
 from flowrt.storage.base import ExecutionRecord
@@ -24,10 +24,6 @@ if TYPE_CHECKING:
     from flowrt.runtime import Runtime
 
 log = logging.getLogger("flowrt")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -47,7 +43,7 @@ def heartbeat(runtime: Runtime) -> None:
     holds (paused, cancelled, restored or taken over meanwhile) is unloaded, and its flow
     stopped if it is running its own code.
     """
-    now, began, busy = _now(), time.monotonic(), runtime.live.busy()
+    now, began, busy = utc_now(), time.monotonic(), runtime.live.busy()
     parked = [live for live in runtime.live.parked() if live.owned]
     # A step for this worker that is late may be behind others in its own queue; while
     # that queue delivers, it is on its way. When it stops (say, the broker restarted
@@ -86,7 +82,7 @@ def heartbeat(runtime: Runtime) -> None:
 
 def release(runtime: Runtime) -> None:
     """This worker stops: hand every execution it holds to the reaper, unload them all."""
-    runtime.store.release_worker(runtime.holder, _now())
+    runtime.store.release_worker(runtime.holder, utc_now())
     runtime.live.clear()
 
 
@@ -99,7 +95,7 @@ def reap(runtime: Runtime, backlog: int = 0, limit: int = 1000) -> ReapReport:
     still be on its way: of those whose queued lease expired, only the oldest beyond
     the queue's length are sent again.
     """
-    now = _now()
+    now = utc_now()
     parents = runtime.store.wake_parents(now)
     overdue = runtime.store.overdue(now, limit)
     queued = [r for r in overdue if r.worker is None and r.lease_until is not None]

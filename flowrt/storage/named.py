@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
+from flowrt.clock import utc_now
 from flowrt.storage.base import NamedRecord
 from flowrt.storage.rows import named_record
 from flowrt.storage.schema import named
@@ -19,7 +19,7 @@ class NamedStatements:
     _insert: Any
 
     def put_named(self, kind: str, name: str, value: Any, signature: bytes | None = None) -> None:
-        row = {"kind": kind, "name": name, "updated_at": datetime.now(UTC), "signature": signature}
+        row = {"kind": kind, "name": name, "updated_at": utc_now(), "signature": signature}
         if isinstance(value, (bytes, bytearray)):
             row.update(value=None, content=bytes(value))
         else:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from flowrt.clock import utc_now
 from flowrt.errors import (
     ExecutionNotFoundError,
     ForeignSavepointError,
@@ -97,10 +98,6 @@ def _create_private(path: Path) -> None:
         pass
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 class SqlStore(LeaseStatements, NamedStatements, Store):
     """`Store` on a SQLAlchemy engine; each public method runs in one transaction."""
 
@@ -128,7 +125,7 @@ class SqlStore(LeaseStatements, NamedStatements, Store):
         lease_until: datetime | None = None,
         signature: bytes | None = None,
     ) -> ExecutionRecord:
-        now, execution_id = _now(), execution_id or new_id()
+        now, execution_id = utc_now(), execution_id or new_id()
         row = {
             "id": execution_id,
             "flow_name": flow_name,
@@ -185,7 +182,7 @@ class SqlStore(LeaseStatements, NamedStatements, Store):
             return [execution_record(row) for row in conn.execute(query)]
 
     def commit_step(self, commit: StepCommit) -> bool:
-        values = dict(commit.changes, version=commit.version + 1, updated_at=_now())
+        values = dict(commit.changes, version=commit.version + 1, updated_at=utc_now())
         if commit.savepoint is not None:
             values["head_id"] = commit.savepoint.id
         if commit.savepoint is not None or "status" in commit.changes:
@@ -236,7 +233,7 @@ class SqlStore(LeaseStatements, NamedStatements, Store):
                     error=None,
                     error_line=None,
                     ended_at=None,
-                    updated_at=_now(),
+                    updated_at=utc_now(),
                     worker=None,
                     lease_until=None if paused else lease_until,
                 )
@@ -262,7 +259,7 @@ class SqlStore(LeaseStatements, NamedStatements, Store):
                     version=current.version + 1,
                     worker=None,
                     lease_until=lease_until,
-                    updated_at=_now(),
+                    updated_at=utc_now(),
                 )
             )
             return self._get_execution(conn, execution_id)
@@ -303,7 +300,7 @@ class SqlStore(LeaseStatements, NamedStatements, Store):
             if not current.status.ended:
                 raise InvalidStateError(execution_id, current.status.value, "archive", "ENDED_*")
             conn.execute(savepoints.delete().where(savepoints.c.execution_id == execution_id))
-            now = _now()
+            now = utc_now()
             conn.execute(
                 executions.update()
                 .where(executions.c.id == execution_id)
