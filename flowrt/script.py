@@ -186,6 +186,7 @@ def _expose_flow_api() -> None:
         from flowrt import flow_api
 
         sys.modules["flow_api"] = flow_api
+        sys.modules["flow_api.exceptions"] = flow_api.exceptions
 
 
 def read_source(path: str | Path, name: str | None = None) -> str:

@@ -27,7 +27,7 @@ from flowrt.live import (
     Stopped,
     StopReason,
 )
-from flowrt.performers import REACHING_OUT, Answer, End, Restore, StepContext, Wait, perform
+from flowrt.perform import REACHING_OUT, Answer, End, Restore, StepContext, Wait, perform
 from flowrt.status import Status
 from flowrt.storage.base import ExecutionRecord, LogRecord, SavepointRecord, StepCommit
 from flowrt.writes import StepWrites, ended

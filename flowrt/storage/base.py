@@ -38,6 +38,15 @@ class ExecutionRecord:
     suspect_on: str | None = None
     # Signs id, flow_name, source, inputs and parent_id (see flowrt/seals.py).
     signature: bytes | None = None
+    # The execution's own name (None: it goes by its flow's name), and what it waits for
+    # besides children ("message:ID", "lock:NAME"); both unsigned, neither is run.
+    name: str | None = None
+    waits_on: str | None = None
+
+    @property
+    def display_name(self) -> str:
+        """The name shown for the execution: its own, else its flow's."""
+        return self.name or self.flow_name
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,8 @@ def execution_record(row: Any) -> ExecutionRecord:
         crashes=row.crashes,
         suspect_on=row.suspect_on,
         signature=_bytes(row.signature),
+        name=row.name,
+        waits_on=row.waits_on,
     )
 
 

@@ -59,6 +59,12 @@ executions = sa.Table(
     sa.Column("suspect_on", sa.String(200), nullable=True),
     # Signs what a worker runs and trusts of the row (see flowrt/seals.py); NULL before 0004.
     sa.Column("signature", sa.LargeBinary(20), nullable=True),
+    # The execution's name (Cloudomation's `name=`); NULL reads as the flow's name (0011).
+    sa.Column("name", sa.String(200), nullable=True),
+    # What a WAITING execution with no wake_at waits for besides its children (0011):
+    # "message:ID" for an answer, "lock:NAME" for a setting's lock. The reaper wakes it
+    # once that is there, should the direct wake-up have been lost.
+    sa.Column("waits_on", sa.String(240), nullable=True),
     sa.Index("ix_executions_status", "status"),
     sa.Index("ix_executions_created_at", "created_at"),
     sa.Index("ix_executions_parent", "parent_id"),
@@ -142,4 +148,24 @@ named = sa.Table(
     sa.Column("content", sa.LargeBinary, nullable=True),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Column("signature", sa.LargeBinary(20), nullable=True),
+    # The execution holding the lock of this setting (setting.acquire), and since when (0011).
+    sa.Column("holder", Id, nullable=True),
+    sa.Column("held_at", UtcDateTime, nullable=True),
+    sa.Index("ix_named_holder", "holder"),
+)
+
+# Messages an execution sends to people (system.message) and their answers (0011).
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("execution_id", Id, nullable=False),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("message_type", sa.String(40), nullable=False),
+    # The form: a JSON schema of the answer expected, or text to show.
+    sa.Column("body", sa.JSON, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("response", sa.JSON, nullable=True),
+    sa.Column("responded_at", UtcDateTime, nullable=True),
+    sa.Index("ix_messages_execution", "execution_id"),
 )

@@ -1,83 +1,16 @@
-"""The Flow-API a flow script sees as `import flow_api`: `System`, `Execution` and their objects.
-
-Every method here that touches the platform is a Flow-API call: a savepoint is stored just
-before it is performed, and replay answers it from the journal instead of performing it again.
-"""
+"""`this`: the running execution, as the flow sees it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from flowrt.errors import (
-    AnswerTooLargeError,
-    ConnectorConfigError,
-    ConnectorError,
-    ConnectorNotFoundError,
-    DependencyFailedError,
-    FlowApiError,
-    FlowNotFoundError,
-    ForeignSavepointError,
-    HttpStatusError,
-    InvalidCallError,
-    NotFoundError,
-    RestoreLoopError,
-    SavepointNotFoundError,
-    ScriptError,
-    SerializationError,
-    UnstorableValueError,
-)
+from flowrt.flow_api.children import ChildExecution, ReturnWhen
 from flowrt.values import check_json, check_name, check_seconds, check_text, check_timestamp
 
 if TYPE_CHECKING:
     from flowrt.live import LiveExecution
-
-__all__ = [
-    # what a flow may catch: FlowApiError and every error a call raises for what it asked
-    "AnswerTooLargeError",
-    "ConnectorConfigError",
-    "ConnectorError",
-    "ConnectorNotFoundError",
-    "DependencyFailedError",
-    "FlowApiError",
-    "FlowNotFoundError",
-    "ForeignSavepointError",
-    "HttpStatusError",
-    "InvalidCallError",
-    "NotFoundError",
-    "RestoreLoopError",
-    "SavepointNotFoundError",
-    "ScriptError",
-    "SerializationError",
-    "UnstorableValueError",
-    # the objects a flow is handed
-    "ChildExecution",
-    "ConnectorResult",
-    "Execution",
-    "File",
-    "ReturnWhen",
-    "SavepointInfo",
-    "Setting",
-    "System",
-]
-
-
-class ReturnWhen(StrEnum):
-    """When `wait_for` returns: `system.return_when.ALL_SUCCEEDED` (the default) and so on."""
-
-    ALL_SUCCEEDED = "ALL_SUCCEEDED"  # every child ENDED_SUCCESS; a failed one raises
-    ALL_ENDED = "ALL_ENDED"  # every child ended, however
-    FIRST_ENDED = "FIRST_ENDED"  # at least one child ended
-
-
-@dataclass(frozen=True)
-class ChildRef:
-    """What the journal keeps of a child execution: its id and flow."""
-
-    id: str
-    flow_name: str
 
 
 @dataclass(frozen=True)
@@ -104,23 +37,6 @@ class ConnectorResult:
         if field == "status":
             return "ENDED_SUCCESS"
         raise KeyError(f"a connector result has 'output_value' and 'status', not {field!r}")
-
-
-class ChildExecution:
-    """A child execution started by `this.flow()`, as its parent sees it."""
-
-    def __init__(self, live: LiveExecution, ref: ChildRef) -> None:
-        self._live, self.id, self.flow_name = live, ref.id, ref.flow_name
-
-    def __repr__(self) -> str:
-        return f"<child execution {self.id} of {self.flow_name!r}>"
-
-    def get(self, field: str) -> Any:
-        """Read the child's `'output_value'`, `'status'`, `'message'`, `'input_value'`, ...
-
-        Durability: creates a savepoint; replay returns the value read the first time.
-        """
-        return self._live.call("child.get", (self.id, field), {})
 
 
 class Execution:
@@ -271,74 +187,3 @@ class Execution:
         check_text("load_dump", "the savepoint ref", str(ref))
         self._live.call("load_dump", (str(ref), by), {})
         raise AssertionError("unreachable: load_dump() restores the execution")
-
-
-class System:
-    """`system`: the platform around the execution: settings and files."""
-
-    return_when = ReturnWhen
-
-    def __init__(self, live: LiveExecution) -> None:
-        self._live = live
-
-    def setting(self, name: str) -> Setting:
-        """A handle on the setting `name` (no call is made until you use it)."""
-        return Setting(self._live, name)
-
-    def file(self, name: str) -> File:
-        """A handle on the file `name` (no call is made until you use it)."""
-        return File(self._live, name)
-
-
-class _Record:
-    """A named object stored outside the execution; restores do not roll it back."""
-
-    kind = ""
-
-    def __init__(self, live: LiveExecution, name: str) -> None:
-        self._live, self.name = live, name
-
-    def _check_name(self, method: str) -> None:
-        check_name(f"{self.kind}.{method}", f"the {self.kind} name", self.name)
-
-    def get(self, field: str | None = None) -> Any:
-        """Read a field of the record (default: `'value'` of a setting, `'content'` of a file).
-
-        Durability: creates a savepoint; replay returns the value read the first time.
-        """
-        self._check_name("get")
-        return self._live.call(f"{self.kind}.get", (self.name, field), {})
-
-    def save(self, **fields: Any) -> None:
-        """Create or update the record with `fields`.
-
-        Durability: creates a savepoint; performed at least once; a restore does not undo it.
-        A value JSON cannot hold, or holding NaN, NUL or a lone surrogate, is refused at once.
-        """
-        self._check_name("save")
-        for field, value in fields.items():
-            if not (self.kind == "file" and isinstance(value, (bytes, bytearray))):
-                check_json(f"{self.kind}.save", field, value)
-        self._live.call(f"{self.kind}.save", (self.name,), fields)
-
-    def exists(self) -> bool:
-        """True when the record exists. Durability: creates a savepoint."""
-        self._check_name("exists")
-        return bool(self._live.call(f"{self.kind}.exists", (self.name,), {}))
-
-    def delete(self) -> None:
-        """Delete the record. Durability: creates a savepoint; a restore does not undo it."""
-        self._check_name("delete")
-        self._live.call(f"{self.kind}.delete", (self.name,), {})
-
-
-class Setting(_Record):
-    """A setting: a JSON `value` shared by all executions (`get('value')`, `save(value=...)`)."""
-
-    kind = "setting"
-
-
-class File(_Record):
-    """A file: `content` (text or bytes) shared by all executions (`save(content=...)`)."""
-
-    kind = "file"
