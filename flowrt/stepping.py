@@ -186,7 +186,8 @@ class Stepping(StepWrites, Children):
                 # at the call instead, and a refused call changes nothing.
                 changes, logs = {}, ()
             if live.status is Status.WAITING:  # its wait is over, however the call ended
-                changes = {"status": Status.RUNNING.value, "wake_at": None, **changes}
+                over = {"status": Status.RUNNING.value, "wake_at": None, "waits_on": None}
+                changes = {**over, **changes}
             self._settle(live, live.resume(outcome), blob, changes, logs)
         elif isinstance(result, Wait):
             self._wait(live, result)
@@ -351,7 +352,11 @@ class Stepping(StepWrites, Children):
         unload = (
             until is not None and (until - utc_now()).total_seconds() > self.options.sleep_max_s
         )
-        changes: dict[str, Any] = {"status": Status.WAITING.value, "wake_at": until}
+        changes: dict[str, Any] = {
+            "status": Status.WAITING.value,
+            "wake_at": until,
+            "waits_on": wait.waits_on,
+        }
         if unload:
             changes.update(worker=None, lease_until=None)
         if not self._commit(live, StepCommit(live.execution_id, live.version, changes)):

@@ -125,6 +125,7 @@ def ended(status: Status) -> dict[str, Any]:
         "status": status.value,
         "ended_at": utc_now(),
         "wake_at": None,
+        "waits_on": None,
         "worker": None,
         "lease_until": None,
     }

@@ -39,6 +39,18 @@ class Connector(abc.ABC):
         """What is wrong with `config` (its keys are known and present), or None if nothing."""
         return None
 
+    @classmethod
+    def split_inline(cls, params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Split the parameters of an inline connection (`this.connect(connector_type=T,
+        **params)`) into this type's configuration and the call's own parameters.
+
+        By default a key naming a configuration field (`required`/`optional`) is
+        configuration, every other key a call parameter; a type may override it.
+        """
+        fields = set(cls.required) | set(cls.optional)
+        config = {key: value for key, value in params.items() if key in fields}
+        return config, {key: value for key, value in params.items() if key not in fields}
+
     @abc.abstractmethod
     def call(self, params: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
         """Perform one call; returns the output dict the flow reads as `output_value`."""

@@ -32,11 +32,14 @@ class Answer:
 class Wait:
     """The call cannot complete yet; the execution waits, holding no worker slot.
 
-    It waits until `until`, or (None) until one of `children` ends and wakes it.
+    It waits until `until`, or (None) until something wakes it: one of `children` ending, or
+    what `waits_on` names ("message:ID" answered, "lock:NAME" free). Woken, the step performs
+    the same call again, which answers or waits once more.
     """
 
     until: datetime | None
     children: tuple[str, ...] = ()
+    waits_on: str | None = None
 
 
 @dataclass(frozen=True)
