@@ -426,12 +426,12 @@ def test_success_and_error_cannot_be_swallowed_by_except_exception(client, tmp_p
 def test_a_fault_inside_flowrt_ends_the_execution_visibly_and_a_restore_retries_it(
     client, tmp_path, monkeypatch
 ):
-    from flowrt import performers
+    from flowrt import perform
 
     def broken(context, *parts):
         raise RuntimeError("boom inside flowrt")
 
-    monkeypatch.setitem(performers.PERFORMERS, "log", broken)
+    monkeypatch.setitem(perform.PERFORMERS, "log", broken)
     handle = flowrt.start(
         flow(
             tmp_path,
