@@ -13,11 +13,14 @@ import pytest
 from conftest import SECRET, Recorder, wait_until, write_flow
 
 from flowrt.clock import utc_now
+from flowrt.errors import InvalidStateError
 from flowrt.leases import reap
 from flowrt.options import Options
 from flowrt.runtime import Runtime
 from flowrt.script import register_flow
 from flowrt.status import Status
+from flowrt.storage import StepCommit
+from flowrt.writes import ended
 
 KID = textwrap.dedent("""
     import flow_api
@@ -243,6 +246,26 @@ def test_a_child_created_with_run_false_is_never_run_by_the_reaper_until_it_is_s
     while recorder.sent:
         recorder.deliver(runtime)
     assert store.get_execution(child.id).status is Status.ENDED_SUCCESS
+
+
+def test_the_store_deletes_an_ended_execution_with_its_descendants_and_refuses_while_one_runs(
+    store,
+):
+    parent = store.create_execution("p", "s", {})
+    child = store.create_execution("c", "s", {}, parent_id=parent.id, name="kid")
+    grandchild = store.create_execution("g", "s", {}, parent_id=child.id)
+    other = store.create_execution("o", "s", {}, parent_id=parent.id)
+    for record in (child, other):
+        store.commit_step(StepCommit(record.id, 0, ended(Status.ENDED_SUCCESS)))
+    with pytest.raises(InvalidStateError, match=f"cannot delete execution {grandchild.id}"):
+        store.delete_execution(child.id)  # the grandchild runs: nothing is deleted
+    assert len(store.get_executions([child.id, grandchild.id])) == 2
+    store.commit_step(StepCommit(grandchild.id, 0, ended(Status.ENDED_ERROR)))
+    assert sorted(store.delete_execution(child.id)) == sorted([child.id, grandchild.id])
+    assert store.get_executions([child.id, grandchild.id]) == []
+    assert [r.id for r in store.list_children(parent.id)] == [other.id]
+    assert store.delete_execution(child.id) == []  # gone already
+    assert store.delete_execution("not-an-id") == []
 
 
 # --- what the calls do --------------------------------------------------------------------------

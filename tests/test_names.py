@@ -164,13 +164,25 @@ def test_a_name_given_at_start_is_shown_by_executions_and_show_as_text_and_json(
     assert '"name": "by hand"' in ran.stdout
 
 
-def test_flowrt_start_name_on_real_workers_is_the_name_the_flow_reads(production, tmp_path):
+RENAMING = textwrap.dedent("""
+    import flow_api
+
+    def handler(system, this):
+        given = this.get('name')
+        this.save(name=given + ' (done)')
+        this.save(output_value={'given': given, 'now': this.get('name')})
+""")
+
+
+def test_flowrt_start_name_on_real_workers_is_the_name_the_flow_reads_and_renames(
+    production, tmp_path
+):
     client, workers = production
     workers.start(concurrency=2)
-    started = invoke("start", write_flow(tmp_path, KID, "report"), "--name", "from the cli")
+    started = invoke("start", write_flow(tmp_path, RENAMING, "report"), "--name", "from the cli")
     assert started.exit_code == 0, started.output
     handle = client.get(started.stdout.strip())
     wait_until(lambda: handle.status.ended, 60, "the execution to end")
     assert handle.status is Status.ENDED_SUCCESS, handle.record().error
-    assert handle.outputs == {"name": "from the cli", "flow": "report"}
-    assert handle.record().name == "from the cli"
+    assert handle.outputs == {"given": "from the cli", "now": "from the cli (done)"}
+    assert handle.record().name == "from the cli (done)"
