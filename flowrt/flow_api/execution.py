@@ -168,8 +168,8 @@ class Execution:
         if not isinstance(run, bool):
             raise InvalidCallError(f"this.flow(run={run!r}): run is True or False")
         given = {
-            "inputs=": inputs,
-            "input_value=": input_value,
+            "inputs": inputs,
+            "input_value": input_value,
             "keyword arguments": input_kwargs or None,
         }
         rule, merged = wait_rule(wait), merge_inputs(given)
