@@ -88,14 +88,15 @@ def cli() -> None:
 @click.option(
     "--timeout", "timeout_s", default=3600.0, show_default=True, help="Seconds to wait for the end."
 )
-def run(flow: str, pairs: tuple[str, ...], timeout_s: float) -> None:
+@click.option("--name", help="A name for the execution (default: the flow's name).")
+def run(flow: str, pairs: tuple[str, ...], timeout_s: float, name: str | None) -> None:
     """Run FLOW (file or registered name) with an in-process worker, printing its savepoints.
 
     Exits 0 only when the execution ends ENDED_SUCCESS.
     """
     client = _client()
     client.ensure_worker()
-    handle = client.start(flow, _parse_inputs(pairs))
+    handle = client.start(flow, _parse_inputs(pairs), name)
     click.echo(f"execution {handle.id}")
     seen: set[str] = set()
     deadline = time.monotonic() + timeout_s
@@ -131,7 +132,8 @@ def _print_end(handle: Handle) -> None:
 @click.option(
     "--input", "-i", "pairs", multiple=True, help="KEY=VALUE (VALUE parsed as JSON if it can be)."
 )
-def start(flow: str, pairs: tuple[str, ...]) -> None:
+@click.option("--name", help="A name for the execution (default: the flow's name).")
+def start(flow: str, pairs: tuple[str, ...], name: str | None) -> None:
     """Enqueue FLOW on the configured broker for the workers; print the execution id."""
     client = _client()
     if client.settings.embedded_broker:
@@ -139,7 +141,7 @@ def start(flow: str, pairs: tuple[str, ...]) -> None:
             "FLOWRT_BROKER_URL is memory:// (in-process), so no worker could take this "
             "execution; set FLOWRT_BROKER_URL=redis://... or use `flowrt run`"
         )
-    click.echo(client.start(flow, _parse_inputs(pairs)).id)
+    click.echo(client.start(flow, _parse_inputs(pairs), name).id)
 
 
 # --- looking -----------------------------------------------------------------------------------
@@ -156,9 +158,8 @@ def executions(status: str | None, limit: int, as_json: bool) -> None:
         _echo_json([_execution_dict(r) for r in records])
         return
     for r in records:
-        click.echo(
-            f"{r.id}  {r.status.value:<15} {r.flow_name:<20} {r.created_at:%Y-%m-%d %H:%M:%S}"
-        )
+        shown = r.flow_name if r.display_name == r.flow_name else f"{r.name} ({r.flow_name})"
+        click.echo(f"{r.id}  {r.status.value:<15} {shown:<20} {r.created_at:%Y-%m-%d %H:%M:%S}")
 
 
 def _execution_dict(record: Any) -> dict[str, Any]:
@@ -166,6 +167,7 @@ def _execution_dict(record: Any) -> dict[str, Any]:
     data.pop("source")
     data.pop("signature", None)
     data["status"] = record.status.value
+    data["name"] = record.display_name  # its own name, else its flow's
     return data
 
 

@@ -16,8 +16,7 @@ from flowrt.embedded import EmbeddedWorker
 from flowrt.errors import ConfigurationError
 from flowrt.options import Options
 from flowrt.runtime import Runtime
-from flowrt.script import FLOW, FlowScript, read_source, resolve_flow
-from flowrt.seals import sign_flow
+from flowrt.script import read_source, register_flow, resolve_flow
 from flowrt.status import Status
 from flowrt.storage import ExecutionRecord, LogRecord, NamedRecord, SavepointRecord, open_store
 from flowrt.storage.backlog import Backlog, measure
@@ -58,14 +57,21 @@ class Client:
 
     # --- executions --------------------------------------------------------------------------
 
-    def start(self, flow: str, inputs: dict[str, Any] | None = None) -> Handle:
-        """Start the flow `flow` (a file path or a registered name) and return its handle."""
-        name, source = self.resolve_flow(flow)
+    def start(
+        self, flow: str, inputs: dict[str, Any] | None = None, name: str | None = None
+    ) -> Handle:
+        """Start the flow `flow` (a file path or a registered name) and return its handle.
+
+        `name` names the execution (shown by `flowrt executions`; default: the flow's name).
+        """
+        if name is not None:
+            check_name("start", "the execution name", name)
+        flow_name, source = self.resolve_flow(flow)
         if inputs is not None:
             check_json("start", "inputs", inputs)
         if self.settings.embedded_broker:
             self.ensure_worker()
-        record = self.runtime.start(name, source, inputs)
+        record = self.runtime.start(flow_name, source, inputs, name=name)
         return Handle(self, record.id)
 
     def get(self, execution_id: str) -> Handle:
@@ -96,10 +102,7 @@ class Client:
 
     def register_flow(self, name: str, path: str | Path) -> None:
         """Store the flow file at `path` under `name`, so `start(name)` and children find it."""
-        source = read_source(path, name)
-        FlowScript.compile(name, source)
-        signature = sign_flow(self.runtime.journal.signer, name, source)
-        self.store.put_named(FLOW, name, {"source": source}, signature)
+        register_flow(self.store, self.runtime.journal.signer, name, read_source(path, name))
 
     def set_setting(self, name: str, value: Any) -> None:
         """Create or replace the setting `name` (any JSON value)."""
@@ -214,9 +217,10 @@ def default_client() -> Client:
         return _clients[settings]
 
 
-def start(flow: str, inputs: dict[str, Any] | None = None) -> Handle:
-    """Start `flow` (a .py path or a registered flow name) with `inputs`; returns its handle."""
-    return default_client().start(flow, inputs)
+def start(flow: str, inputs: dict[str, Any] | None = None, *, name: str | None = None) -> Handle:
+    """Start `flow` (a .py path or a registered flow name) with `inputs`, as the execution
+    `name` (default: the flow's name); returns its handle."""
+    return default_client().start(flow, inputs, name)
 
 
 def get(execution_id: str) -> Handle:

@@ -23,7 +23,9 @@ from flowrt.live import LiveExecution, StopReason
 from flowrt.options import Options
 from flowrt.script import FlowScript
 from flowrt.seals import sign_execution
+from flowrt.status import Status
 from flowrt.storage.base import ExecutionRecord, SavepointRecord, Store
+from flowrt.values import check_name
 
 log = logging.getLogger("flowrt")
 
@@ -79,14 +81,21 @@ class RuntimeCore:
         *,
         parent_id: str | None = None,
         execution_id: str | None = None,
+        name: str | None = None,
+        run: bool = True,
     ) -> ExecutionRecord:
         """Check the script, store a new execution and enqueue its first step.
 
-        With an `execution_id` that exists already, that execution is returned and its
-        first step sent once more, which its fence makes harmless (see `start_child`).
+        `name` is the execution's own name (None: it goes by `flow_name`). With `run=False`
+        it is stored PAUSED, with no lease and no step: nothing runs it until it is started
+        (`run_child`, or `resume`). With an `execution_id` that exists already, that
+        execution is returned and its first step sent once more, which its fence makes
+        harmless (see `start_child`).
         """
         self._script(flow_name, source)
         call = "flow" if parent_id else "start"
+        if name is not None:
+            check_name(call, "the execution name", name)
         if not isinstance(inputs or {}, dict):
             raise SerializationError(call, f"inputs must be a dict, not {type(inputs).__name__}")
         try:
@@ -103,10 +112,13 @@ class RuntimeCore:
             inputs,
             execution_id=execution_id,
             parent_id=parent_id,
-            lease_until=self.lease_until(),
+            lease_until=self.lease_until() if run else None,
             signature=signature,
+            name=name,
+            status=Status.RUNNING if run else Status.PAUSED,
         )
-        self.dispatcher.enqueue_step(StepTicket(record.id, 0, flow_name, 0, "start"))
+        if run:
+            self.dispatcher.enqueue_step(StepTicket(record.id, 0, flow_name, 0, "start"))
         return record
 
     def send(self, record: ExecutionRecord, call: str, worker: str | None = None) -> None:

@@ -229,3 +229,18 @@ def resolve_flow(store: Store, flow: str, signer: Signer) -> tuple[str, str]:
     from flowrt.seals import check_flow  # seals reads storage records, which import much
 
     return flow, check_flow(signer, record)
+
+
+def register_flow(store: Store, signer: Signer, name: str, source: str) -> None:
+    """Store `source` as the flow `name`, signed, replacing one of that name.
+
+    It is checked as a start checks it (it compiles, its module body runs, it defines a
+    handler): raises `ScriptError` and stores nothing if not. A name ending in `.py` is
+    refused, as `this.flow()` would read it as a file path.
+    """
+    if isinstance(name, str) and name.endswith(".py"):
+        raise ScriptError(name, "a name ending in .py is read as a file path; drop the .py")
+    FlowScript.compile(name, source)
+    from flowrt.seals import sign_flow  # seals reads storage records, which import much
+
+    store.put_named(FLOW, name, {"source": source}, sign_flow(signer, name, source))

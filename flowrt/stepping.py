@@ -175,7 +175,14 @@ class Stepping(StepWrites, Children):
         if not claimed and live.pending.name in REACHING_OUT and not self._confirm(live):
             return
         context = StepContext(
-            live, self.store, self.connectors, self.options, utc_now(), self.start_child
+            live,
+            self.store,
+            self.connectors,
+            self.options,
+            utc_now(),
+            self.start_child,
+            self.run_child,
+            self.journal.signer,
         )
         result = perform(context, live.pending)
         if isinstance(result, Answer):

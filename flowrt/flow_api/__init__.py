@@ -27,6 +27,7 @@ from flowrt.flow_api.exceptions import (
     UnstorableValueError,
 )
 from flowrt.flow_api.execution import ConnectorResult, Execution, SavepointInfo
+from flowrt.flow_api.flows import Flow
 from flowrt.flow_api.system import File, Setting, System
 
 __all__ = [
@@ -54,6 +55,7 @@ __all__ = [
     "ConnectorResult",
     "Execution",
     "File",
+    "Flow",
     "ReturnWhen",
     "SavepointInfo",
     "Setting",

@@ -6,7 +6,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from flowrt.flow_api.children import ChildExecution, ReturnWhen
+from flowrt.errors import InvalidCallError
+from flowrt.flow_api.children import (
+    ChildExecution,
+    ReturnWhen,
+    check_return_when,
+    merge_inputs,
+    wait_rule,
+)
 from flowrt.values import check_json, check_name, check_seconds, check_text, check_timestamp
 
 if TYPE_CHECKING:
@@ -67,19 +74,24 @@ class Execution:
         self._live.call("log", parts, {})
 
     def get(self, field: str) -> Any:
-        """Read `'input_value'`, `'output_value'`, `'status'`, `'message'`, `'id'` or `'name'`.
+        """Read `'input_value'`, `'output_value'`, `'status'`, `'message'`, `'id'`, `'name'`
+        (the execution's name: its own, else its flow's) or `'flow_name'`.
 
         Durability: creates a savepoint; replay returns the value read the first time.
         """
         return self._live.call("get", (field,), {})
 
     def save(self, **fields: Any) -> None:
-        """Store `output_value=` (a JSON object) and/or `message=` on the execution.
+        """Store `output_value=` (a JSON object), `message=` and/or `name=` on the execution.
 
         Durability: creates a savepoint; the new outputs are part of the execution's state, so a
         restore to an earlier savepoint brings the earlier outputs back. Outputs holding NaN,
         Infinity, NUL or lone surrogates raise `UnstorableValueError` and change nothing.
+        `name=` renames the execution (None: back to its flow's name); a name is a label for
+        people, outside the timeline: a restore does not take it back.
         """
+        if fields.get("name") is not None:
+            check_name("save", "the name", fields["name"])
         if fields.get("message") is not None:
             check_text("save", "message", str(fields["message"]))
         if "output_value" in fields:
@@ -126,22 +138,44 @@ class Execution:
         self._live.call("sleep_until", (check_timestamp("sleep_until", timestamp),), {})
 
     def flow(
-        self, name_or_path: str, inputs: dict[str, Any] | None = None, wait: bool = True
+        self,
+        name_or_path: str,
+        inputs: dict[str, Any] | None = None,
+        wait: bool | str = True,
+        *,
+        name: str | None = None,
+        run: bool = True,
+        input_value: dict[str, Any] | None = None,
+        **input_kwargs: Any,
     ) -> ChildExecution:
         """Start a child execution of a registered flow (or a .py path the workers can read).
 
-        With `wait=True` this returns once the child ended successfully, and raises
-        `DependencyFailedError` if it did not; with `wait=False` it returns at once. Either
-        way it returns the child's handle: `.get('output_value')` reads its outputs.
+        Its inputs are `inputs=`, `input_value=` and every other keyword argument, merged
+        (`this.flow('deploy', region='eu')`); a key given twice raises `InvalidCallError`.
+        `name=` names the child execution. `wait=True` returns once the child ended
+        successfully and raises `DependencyFailedError` if it did not;
+        `wait=system.return_when.ALL_ENDED` returns once it ended, however; `wait=False`
+        returns at once. `run=False` creates the child PAUSED without starting it, for
+        `child.run()` or `child.run_async()`. It returns the child's handle either way.
 
         Durability: creates a savepoint; a step that runs again finds the child it started
         rather than starting another. While it waits, the parent holds no worker slot.
         """
         if isinstance(name_or_path, str):
             check_text("flow", "the flow name", name_or_path)
-        if inputs is not None:
-            check_json("flow", "inputs", inputs)
-        ref = self._live.call("flow", (name_or_path, inputs, bool(wait)), {})
+        if name is not None:
+            check_name("flow", "the execution name", name)
+        if not isinstance(run, bool):
+            raise InvalidCallError(f"this.flow(run={run!r}): run is True or False")
+        given = {
+            "inputs": inputs,
+            "input_value": input_value,
+            "keyword arguments": input_kwargs or None,
+        }
+        rule, merged = wait_rule(wait), merge_inputs(given)
+        # Only what differs from the defaults: the call's digest stays that of earlier flowrt.
+        options = {k: v for k, v in (("name", name), ("run", run)) if v not in (None, True)}
+        ref = self._live.call("flow", (name_or_path, merged, rule), options)
         return ChildExecution(self._live, ref)
 
     def wait_for(
@@ -156,7 +190,8 @@ class Execution:
         FLOWRT_SLEEP_MAX_SECONDS the execution is unloaded until a child ends.
         """
         ids = tuple(child.id if isinstance(child, ChildExecution) else child for child in children)
-        refs = self._live.call("wait_for", (ids, str(return_when)), {})
+        rule = check_return_when("wait_for", return_when)
+        refs = self._live.call("wait_for", (ids, rule.value), {})
         return [ChildExecution(self._live, ref) for ref in refs]
 
     def pause(self) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from flowrt.flow_api.children import ReturnWhen
+from flowrt.flow_api.children import ChildExecution, ReturnWhen, check_limit
+from flowrt.flow_api.flows import Flow
 from flowrt.values import check_json, check_name
 
 if TYPE_CHECKING:
@@ -12,7 +13,7 @@ if TYPE_CHECKING:
 
 
 class System:
-    """`system`: the platform around the execution: settings and files."""
+    """`system`: the platform around the execution: settings, files, flows, executions."""
 
     return_when = ReturnWhen
 
@@ -26,6 +27,24 @@ class System:
     def file(self, name: str) -> File:
         """A handle on the file `name` (no call is made until you use it)."""
         return File(self._live, name)
+
+    def flow(self, name: str) -> Flow:
+        """A handle on the registered flow `name` (no call is made until you use it)."""
+        return Flow(self._live, name)
+
+    def flows(self) -> list[Flow]:
+        """Every registered flow, by name. Durability: creates a savepoint."""
+        return [Flow(self._live, name) for name in self._live.call("flows", (), {})]
+
+    def executions(self, limit: int = 100) -> list[ChildExecution]:
+        """The newest `limit` executions (1 to 1000), newest first, this one among them.
+
+        Each can be read (`get`, `load`); only this execution's own children can be run,
+        waited for, archived or deleted. Durability: creates a savepoint; replay returns
+        the list made the first time.
+        """
+        refs = self._live.call("executions", (check_limit("system.executions", limit),), {})
+        return [ChildExecution(self._live, ref) for ref in refs]
 
 
 class _Record:

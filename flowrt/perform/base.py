@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from flowrt.blobs import Signer
 from flowrt.calls import Call, Outcome
 from flowrt.connectors import Connectors
 from flowrt.errors import FlowrtError, InvalidCallError
@@ -16,7 +17,9 @@ from flowrt.status import Status
 from flowrt.storage.base import ExecutionRecord, LogRecord, SavepointRecord, Store
 from flowrt.values import check_json
 
-ChildStarter = Callable[[LiveExecution, str, "dict[str, Any] | None"], ExecutionRecord]
+# start_child(parent, flow, inputs, name=None, run=True) and run_child(child) of the runtime.
+ChildStarter = Callable[..., ExecutionRecord]
+ChildRunner = Callable[[ExecutionRecord], ExecutionRecord]
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,8 @@ class StepContext:
     options: Options
     now: datetime
     start_child: ChildStarter
+    run_child: ChildRunner | None = None
+    signer: Signer | None = None  # signs the flows a flow registers (system.flow().save)
 
     @property
     def idempotency_key(self) -> str:

@@ -11,7 +11,7 @@ from flowrt.errors import ConnectorError, FlowrtError, InvalidCallError, Seriali
 from flowrt.perform.base import Answer, End, Result, StepContext, Wait, done, json_value, performer
 from flowrt.status import Status
 from flowrt.storage.base import LogRecord
-from flowrt.values import check_seconds, check_wake
+from flowrt.values import check_name, check_seconds, check_wake
 
 
 @performer("connect", reaches_out=True)
@@ -44,7 +44,9 @@ def _get(context: StepContext, field: str) -> Result:
         "status": lambda: live.status.value,
         "message": lambda: state.message,
         "id": lambda: live.execution_id,
-        "name": lambda: state.flow_name,
+        # Its own name (this.save(name=...) renames it), else its flow's: read where stored.
+        "name": lambda: context.store.get_execution(live.execution_id).display_name,
+        "flow_name": lambda: state.flow_name,
     }
     if field not in fields:
         raise InvalidCallError(f"this.get({field!r}): the fields are {', '.join(fields)}")
@@ -59,9 +61,15 @@ def _pause(context: StepContext) -> Result:
 
 @performer("save")
 def _save(context: StepContext, **fields: Any) -> Result:
-    unknown = sorted(set(fields) - {"output_value", "message"})
+    unknown = sorted(set(fields) - {"output_value", "message", "name"})
     if unknown:
-        raise InvalidCallError(f"this.save() takes output_value= and message=, not {unknown}")
+        raise InvalidCallError(
+            f"this.save() takes output_value=, message= and name=, not {unknown}"
+        )
+    renamed = {}
+    if "name" in fields:  # display-only: a restore does not take it back (see README)
+        name = fields["name"]
+        renamed["name"] = None if name is None else check_name("save", "the name", name)
     state = context.live.state
     outputs = fields.get("output_value", state.outputs)
     if not isinstance(outputs, dict):
@@ -71,7 +79,8 @@ def _save(context: StepContext, **fields: Any) -> Result:
     outputs = json_value("save", "output_value", outputs)
     message = fields.get("message", state.message)
     message = None if message is None else str(message)
-    return done({"output_value": outputs, "message": message}, outputs=outputs, message=message)
+    answer = {"output_value": outputs, "message": message}
+    return done(answer, outputs=outputs, message=message, **renamed)
 
 
 @performer("success")

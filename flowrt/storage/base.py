@@ -130,8 +130,11 @@ class Store(abc.ABC):
         parent_id: str | None = None,
         lease_until: datetime | None = None,
         signature: bytes | None = None,
+        name: str | None = None,
+        status: Status = Status.RUNNING,
     ) -> ExecutionRecord:
-        """Insert a new RUNNING execution at version 0 with no savepoint yet.
+        """Insert a new execution at version 0 with no savepoint yet, RUNNING (or PAUSED: a
+        child created with `run=False`, which nothing runs until it is started).
 
         Given an `execution_id` that exists already, return that execution unchanged: a
         parent's step that runs again finds the child it started the first time.
@@ -261,6 +264,14 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def archive(self, execution_id: str) -> ExecutionRecord:
         """Delete the savepoints of an ended execution, keeping its status, outputs and logs."""
+
+    @abc.abstractmethod
+    def delete_execution(self, execution_id: str) -> list[str]:
+        """Delete an ended execution with its descendants, savepoints, logs and messages.
+
+        Returns the ids deleted (none if it does not exist). Raises `InvalidStateError`, and
+        deletes nothing, while it or one of its descendants has not ended.
+        """
 
     # --- savepoints -------------------------------------------------------------------------
 

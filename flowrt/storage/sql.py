@@ -31,6 +31,7 @@ from flowrt.storage.base import (
 )
 from flowrt.storage.leases import LeaseStatements
 from flowrt.storage.named import NamedStatements
+from flowrt.storage.removal import RemovalStatements
 from flowrt.storage.rows import (
     execution_record,
     is_uuid,
@@ -98,7 +99,7 @@ def _create_private(path: Path) -> None:
         pass
 
 
-class SqlStore(LeaseStatements, NamedStatements, Store):
+class SqlStore(LeaseStatements, NamedStatements, RemovalStatements, Store):
     """`Store` on a SQLAlchemy engine; each public method runs in one transaction."""
 
     def __init__(self, engine: sa.Engine) -> None:
@@ -124,13 +125,16 @@ class SqlStore(LeaseStatements, NamedStatements, Store):
         parent_id: str | None = None,
         lease_until: datetime | None = None,
         signature: bytes | None = None,
+        name: str | None = None,
+        status: Status = Status.RUNNING,
     ) -> ExecutionRecord:
         now, execution_id = utc_now(), execution_id or new_id()
         row = {
             "id": execution_id,
             "flow_name": flow_name,
+            "name": name,
             "source": source,
-            "status": Status.RUNNING.value,
+            "status": status.value,
             "version": 0,
             "head_id": None,
             "inputs": inputs,
