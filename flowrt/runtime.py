@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from flowrt.control import Control
 from flowrt.stepping import Stepping
+from flowrt.upgrade import Upgrades
 
 
-class Runtime(Stepping, Control):
+class Runtime(Stepping, Control, Upgrades):
     """flowrt's engine for one process: a client, a worker, or both (embedded)."""
