@@ -239,21 +239,33 @@ def logs(execution_id: str, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("execution_id")
-@click.argument("ref")
+@click.argument("execution_id", required=False)
+@click.argument("ref", required=False)
 @click.option("--by", type=click.Choice(["id", "name"]), default="id", show_default=True)
 @click.option("--script", default=None, help="Go on under this corrected flow, once checked.")
 @click.option(
     "--wait/--no-wait", default=None, help="Wait for the end (default: only on memory://)."
 )
-def restore(execution_id: str, ref: str, by: str, script: str | None, wait: bool | None) -> None:
+@cli_fix.bulk_options
+def restore(
+    execution_id: str | None,
+    ref: str | None,
+    by: str,
+    script: str | None,
+    wait: bool | None,
+    **bulk: Any,
+) -> None:
     """Restore EXECUTION_ID to savepoint REF and let it run again from there.
 
     With --script, the script is checked against the journal up to REF first (as `flowrt
     check` does) and the restore refused if it differs. A PAUSED execution stays paused at
     REF until `flowrt resume`. With --wait, exits as `run` does: 0 only when the execution
-    ends ENDED_SUCCESS, 1 otherwise.
+    ends ENDED_SUCCESS, 1 otherwise. Without EXECUTION_ID, restores many (--status, --flow).
     """
+    if execution_id is None or ref is None:
+        cli_fix.restore_many(execution_id, ref, script, **bulk)
+        return
+    cli_fix.refuse_bulk_options(bulk)
     client = _client()
     handle = client.get(execution_id).restore(ref, by, script)
     click.echo(f"restored {execution_id} to {by} {ref}")

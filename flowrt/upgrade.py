@@ -3,13 +3,15 @@ journal: restore it under the script (`restore --script`), or upgrade it at its 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from flowrt.core import RuntimeCore
-from flowrt.dryrun import CheckReport, check, checked
+from flowrt.dryrun import CheckReport, Mark, check, checked
 from flowrt.errors import (
     ArchivedExecutionError,
     ExecutionChangedError,
+    FlowrtError,
     IncompatibleScriptError,
     InvalidStateError,
 )
@@ -103,3 +105,63 @@ def _check_status(record: ExecutionRecord, allowed: frozenset[Status], action: s
     if record.status not in allowed:
         wanted = ", ".join(sorted(s.value for s in allowed))
         raise InvalidStateError(record.id, record.status.value, action, wanted)
+
+
+LATEST_COMPATIBLE = "latest-compatible"  # `--to` of a bulk restore: each one's newest fit
+
+
+@dataclass(frozen=True)
+class BulkRestore:
+    """What a bulk restore did with one execution, or would do (`dry_run`), and why."""
+
+    execution_id: str
+    restored: bool
+    savepoint: Mark | None
+    reason: str
+
+
+class BulkRestores(Upgrades):
+    """The `Runtime` method restoring many errored executions under one corrected script."""
+
+    def restore_many(
+        self,
+        records: list[ExecutionRecord],
+        source: str,
+        to: str = LATEST_COMPATIBLE,
+        dry_run: bool = False,
+    ) -> list[BulkRestore]:
+        """Check `source` against each execution and restore the compatible ones under it.
+
+        `to` is a savepoint name, restored where the script fits up to it, or
+        `latest-compatible`: each execution's newest savepoint the script fits. One that
+        fits nowhere, or fails otherwise, is skipped with its reason; nothing is changed on
+        a `dry_run`.
+        """
+        done = []
+        for record in records:
+            try:
+                done.append(self._restore_one(record, source, to, dry_run))
+            except FlowrtError as error:
+                done.append(BulkRestore(record.id, False, None, str(error)))
+        return done
+
+    def _restore_one(
+        self, record: ExecutionRecord, source: str, to: str, dry_run: bool
+    ) -> BulkRestore:
+        ref, by = (None, "id") if to == LATEST_COMPATIBLE else (to, "name")
+        report = self.check(record.id, source, ref, by)
+        target = report.to if report.compatible else report.newest_compatible
+        if target is None or (ref is not None and not report.compatible):
+            return BulkRestore(record.id, False, None, _why(report))
+        fit = "compatible" if report.compatible else f"{_why(report)}; compatible"
+        if dry_run:
+            return BulkRestore(record.id, False, target, f"would restore: {fit} up to {target}")
+        self.restore_under(record.id, target.id, "id", source)
+        return BulkRestore(record.id, True, target, f"{fit} up to {target}")
+
+
+def _why(report: CheckReport) -> str:
+    if report.compatible:
+        return "compatible"
+    where = f" ({report.found})" if report.found else ""
+    return f"{report.problem}{where}"

@@ -329,3 +329,67 @@ def test_the_dry_run_performs_nothing_no_setting_log_child_or_fetch(
     assert (len(handle.logs()), len(handle.children())) == (logs, children) == (1, 1)
     assert stored_rows(client, handle.id) == before
     assert api.count() == 0
+
+
+# --- many at once --------------------------------------------------------------------------------
+
+BY_PATH = FAILING.replace("(system, this)", "(system, this, inputs)").replace(
+    "path='/items'", "path=inputs['path']"
+)
+# The fix moves '/old/...' paths to '/v2/...': executions that fetched one no longer fit.
+BY_PATH_FIXED = FIXED.replace("(system, this)", "(system, this, inputs)").replace(
+    "path='/items'", "path=inputs['path'].replace('/old/', '/v2/')"
+)
+
+
+def test_a_bulk_restore_does_exactly_what_its_table_says(
+    api: CountingApi, client: Client, tmp_path: Path
+) -> None:
+    paths = ["/items"] * 6 + ["/old/items"] * 4
+    flow = write_flow(tmp_path, BY_PATH, "bypath")
+    handles = [flowrt.start(flow, {"path": path}) for path in paths]
+    other = failed(tmp_path)  # an errored execution of another flow: left alone
+    for handle in handles:
+        assert handle.wait(30).status is Status.ENDED_ERROR
+    fits = {h.id for h, path in zip(handles, paths, strict=True) if path == "/items"}
+    before = {h.id: stored_rows(client, h.id) for h in [*handles, other]}
+    fixed = write_flow(tmp_path, BY_PATH_FIXED, "fixed")
+    args = ["restore", "--status", "ENDED_ERROR", "--flow", "bypath", "--script", fixed]
+    args += ["--to", "latest-compatible"]
+
+    def table(result: Result) -> dict[str, str]:
+        rows = [line.split() for line in result.output.splitlines()[1:-1]]
+        return {row[0]: row[1] for row in rows}
+
+    dry = invoke(*args, "--dry-run")
+    assert dry.exit_code == 1, dry.output
+    assert table(dry) == {h.id: "would" if h.id in fits else "skipped" for h in handles}
+    assert "would restore 6 of 10 executions; skipped 4" in dry.output
+    assert {h.id: stored_rows(client, h.id) for h in [*handles, other]} == before
+    assert (api.count("/items"), api.count("/old/items")) == (7, 4)
+
+    done = invoke(*args)
+    assert done.exit_code == 1, done.output
+    assert table(done) == {h.id: "restored" if h.id in fits else "skipped" for h in handles}
+    assert "differs from the journal at savepoint #1" in done.output
+    for handle in handles:
+        record = handle.wait(30).record()
+        if handle.id in fits:
+            assert record.status is Status.ENDED_SUCCESS, record.error
+            assert record.outputs == {"count": 2}
+        else:
+            assert stored_rows(client, handle.id) == before[handle.id]
+    assert stored_rows(client, other.id) == before[other.id]
+    assert (api.count("/items"), api.count("/old/items"), api.count("/v2/items")) == (7, 4, 0)
+
+
+def test_a_single_restore_refuses_the_options_of_a_bulk_one(
+    api: CountingApi, client: Client, tmp_path: Path
+) -> None:
+    handle = failed(tmp_path)
+    before = stored_rows(client, handle.id)
+    careless = invoke("restore", handle.id, "fetched", "--by", "name", "--dry-run")
+    assert careless.exit_code == 2 and "--dry-run select many" in careless.output
+    nothing = invoke("restore", "--script", write_flow(tmp_path, FIXED, "fixed"))
+    assert nothing.exit_code == 2 and "--status/--flow" in nothing.output
+    assert stored_rows(client, handle.id) == before
