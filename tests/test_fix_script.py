@@ -207,7 +207,7 @@ def test_the_flow_raising_during_the_dry_run_is_reported_at_its_line(
 
 
 def test_savepoints_and_show_say_which_script_each_savepoint_ran_under(
-    api: CountingApi, tmp_path: Path
+    api: CountingApi, client: Client, tmp_path: Path
 ) -> None:
     handle = failed(tmp_path)
     old, new = script_hash(FAILING), script_hash(FIXED)
@@ -221,6 +221,9 @@ def test_savepoints_and_show_say_which_script_each_savepoint_ran_under(
     shown = invoke("show", handle.id)
     assert f"script       {new}" in shown.output
     assert f"#1-#3 under {old}; #4-#5 under {new}" in shown.output
+    client.register_flow("count", write_flow(tmp_path, FIXED, "fixed"))  # the flow's own name
+    shown = invoke("show", handle.id)
+    assert f"#4-#5 under {new} (flow count as registered now)" in shown.output
 
 
 # --- edges ---------------------------------------------------------------------------------------
@@ -393,3 +396,17 @@ def test_a_single_restore_refuses_the_options_of_a_bulk_one(
     nothing = invoke("restore", "--script", write_flow(tmp_path, FIXED, "fixed"))
     assert nothing.exit_code == 2 and "--status/--flow" in nothing.output
     assert stored_rows(client, handle.id) == before
+
+
+def test_latest_compatible_restores_to_the_savepoint_before_the_first_difference(
+    api: CountingApi, client: Client, tmp_path: Path
+) -> None:
+    handle = failed(tmp_path)
+    renamed = FIXED.replace("save_dump('fetched')", "save_dump('counted')")
+    (row,) = client.runtime.restore_many([handle.record()], renamed, "latest-compatible")
+    assert row.restored and row.savepoint is not None and row.savepoint.seq == 2, row
+    assert "differs from the journal at savepoint #3" in row.reason
+    record = handle.wait(30).record()
+    assert record.status is Status.ENDED_SUCCESS, record.error
+    assert api.count("/items") == 1
+    assert [sp.name for sp in handle.savepoints() if sp.name] == ["fetched", "counted"]
