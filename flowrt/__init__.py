@@ -1,11 +1,13 @@
 """flowrt: durable execution for Python automation scripts, with restorable savepoints."""
 
-from flowrt.client import Client, Handle, default_client, get, shutdown, start
+from flowrt.client import Client, Handle, check, default_client, get, shutdown, start
+from flowrt.dryrun import CheckReport
 from flowrt.errors import (
     DependencyFailedError,
     DeterminismError,
     FlowApiError,
     FlowrtError,
+    IncompatibleScriptError,
     RestoreLoopError,
     SavepointNotFoundError,
     ScriptError,
@@ -16,6 +18,8 @@ __all__ = [
     # entry points
     "Client",
     "Handle",
+    "check",
+    "CheckReport",
     "default_client",
     "get",
     "shutdown",
@@ -25,6 +29,7 @@ __all__ = [
     "DeterminismError",
     "FlowApiError",
     "FlowrtError",
+    "IncompatibleScriptError",
     "RestoreLoopError",
     "SavepointNotFoundError",
     "ScriptError",

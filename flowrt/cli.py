@@ -12,11 +12,13 @@ from typing import Any
 import click
 
 from config import SettingsError
+from flowrt import cli_fix
 from flowrt.cli_stats import stats
 from flowrt.client import Client, Handle, default_client, shutdown
 from flowrt.connectors.masking import mask_config
 from flowrt.embedded import pin_hash_seed
 from flowrt.errors import FlowrtError
+from flowrt.script import script_hash
 from flowrt.status import Status
 from flowrt.storage import SavepointRecord
 
@@ -66,7 +68,8 @@ _HIDDEN = ("answer", "digest", "signature")  # blobs and signatures are not for 
 def _savepoint_line(sp: SavepointRecord) -> str:
     name = f"  name={sp.name}" if sp.name else ""
     restored = f"  restored={sp.restored}" if sp.restored else ""
-    return f"#{sp.seq:<5} {sp.call:<14} line {sp.line:<5}{name}{restored}"
+    script = f"  script={sp.script}" if sp.script else ""
+    return f"#{sp.seq:<5} {sp.call:<14} line {sp.line:<5}{name}{restored}{script}"
 
 
 @click.group()
@@ -164,7 +167,7 @@ def executions(status: str | None, limit: int, as_json: bool) -> None:
 
 def _execution_dict(record: Any) -> dict[str, Any]:
     data = asdict(record)
-    data.pop("source")
+    data["script"] = script_hash(data.pop("source"))
     data.pop("signature", None)
     data["status"] = record.status.value
     data["name"] = record.display_name  # its own name, else its flow's
@@ -176,11 +179,13 @@ def _execution_dict(record: Any) -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def show(execution_id: str, as_json: bool) -> None:
     """Show one execution: status, outputs, where it is loaded, its error."""
-    record = _client().get(execution_id).record()
+    handle = _client().get(execution_id)
+    record = handle.record()
     data = _execution_dict(record)
     if as_json:
         _echo_json(data)
         return
+    data["savepoints"] = "; ".join(cli_fix.savepoint_scripts(handle, handle.savepoints())) or None
     if data["worker"] is None:
         data["worker"] = "none (not loaded in any worker)"
     for key, value in data.items():
@@ -236,20 +241,35 @@ def logs(execution_id: str, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("execution_id")
-@click.argument("ref")
+@click.argument("execution_id", required=False)
+@click.argument("ref", required=False)
 @click.option("--by", type=click.Choice(["id", "name"]), default="id", show_default=True)
+@click.option("--script", default=None, help="Go on under this corrected flow, once checked.")
 @click.option(
     "--wait/--no-wait", default=None, help="Wait for the end (default: only on memory://)."
 )
-def restore(execution_id: str, ref: str, by: str, wait: bool | None) -> None:
+@cli_fix.bulk_options
+def restore(
+    execution_id: str | None,
+    ref: str | None,
+    by: str,
+    script: str | None,
+    wait: bool | None,
+    **bulk: Any,
+) -> None:
     """Restore EXECUTION_ID to savepoint REF and let it run again from there.
 
-    A PAUSED execution stays paused at REF until `flowrt resume`. With --wait, exits as
-    `run` does: 0 only when the execution ends ENDED_SUCCESS, 1 otherwise.
+    With --script, the script is checked against the journal up to REF first (as `flowrt
+    check` does) and the restore refused if it differs. A PAUSED execution stays paused at
+    REF until `flowrt resume`. With --wait, exits as `run` does: 0 only when the execution
+    ends ENDED_SUCCESS, 1 otherwise. Without EXECUTION_ID, restores many (--status, --flow).
     """
+    if execution_id is None or ref is None:
+        cli_fix.restore_many(execution_id, ref, script, **bulk)
+        return
+    cli_fix.refuse_bulk_options(bulk)
     client = _client()
-    handle = client.get(execution_id).restore(ref, by)
+    handle = client.get(execution_id).restore(ref, by, script)
     click.echo(f"restored {execution_id} to {by} {ref}")
     if handle.status is Status.PAUSED:
         click.echo(f"it stays PAUSED there until `flowrt resume {execution_id}`")
@@ -454,3 +474,5 @@ def resign() -> None:
 
 
 cli.add_command(stats)
+cli.add_command(cli_fix.check)
+cli.add_command(cli_fix.upgrade)

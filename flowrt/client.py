@@ -12,6 +12,7 @@ import config
 from flowrt.clock import utc_now
 from flowrt.connectors import check_config
 from flowrt.connectors.base import KIND as CONNECTOR
+from flowrt.dryrun import CheckReport
 from flowrt.embedded import EmbeddedWorker
 from flowrt.errors import ConfigurationError
 from flowrt.options import Options
@@ -81,6 +82,19 @@ class Client:
     def resolve_flow(self, flow: str) -> tuple[str, str]:
         """`(name, source)` of a flow file or registered flow."""
         return resolve_flow(self.store, flow, self.runtime.journal.signer)
+
+    def script_source(self, script: str | Path) -> str:
+        """The source `script` names: a flow file, a registered flow, or source text itself."""
+        if isinstance(script, str) and "\n" in script:
+            return script
+        return self.resolve_flow(str(script))[1]
+
+    def check(
+        self, execution_id: str, script: str | Path, to: str | None = None, by: str = "id"
+    ) -> CheckReport:
+        """Dry-run `script` against the execution's journal up to savepoint `to` (its head)."""
+        source = self.script_source(script)
+        return self.runtime.check(self.get(execution_id).id, source, to, by)
 
     def list_executions(
         self, limit: int = 50, status: Status | None = None
@@ -161,10 +175,25 @@ class Handle:
         """All its savepoints, every branch, in the order they were made."""
         return self.client.store.list_savepoints(self.id)
 
-    def restore(self, ref: str, by: str = "id") -> Handle:
-        """Restore it to savepoint `ref` (by `'id'` or `'name'`) and let it run from there."""
+    def restore(self, ref: str, by: str = "id", script: str | Path | None = None) -> Handle:
+        """Restore it to savepoint `ref` (by `'id'` or `'name'`) and let it run from there.
+
+        With `script` (a flow file, registered flow or source text), the script is checked
+        against the journal first and the execution goes on under it; an incompatible one is
+        refused with `IncompatibleScriptError`, changing nothing.
+        """
         self._worker_for_embedded()
-        self.client.runtime.restore(self.id, ref, by)
+        if script is None:
+            self.client.runtime.restore(self.id, ref, by)
+        else:
+            source = self.client.script_source(script)
+            self.client.runtime.restore_under(self.id, ref, by, source)
+        return self
+
+    def upgrade(self, script: str | Path) -> Handle:
+        """Move it (running, waiting or paused) onto `script` at its head, once checked."""
+        self._worker_for_embedded()
+        self.client.runtime.upgrade(self.id, self.client.script_source(script))
         return self
 
     def pause(self) -> Handle:
@@ -228,6 +257,16 @@ def get(execution_id: str) -> Handle:
     return default_client().get(execution_id)
 
 
+def check(
+    execution_id: str, source: str | Path, to: str | None = None, by: str = "id"
+) -> CheckReport:
+    """Dry-run `source` (text, a flow file or registered flow) against the execution's journal.
+
+    Performs nothing; returns a `CheckReport` (`.compatible`, `.describe()`).
+    """
+    return default_client().check(execution_id, source, to, by)
+
+
 def shutdown() -> None:
     """Stop in-process workers and close every client (tests and embedding programs)."""
     with _clients_lock:
@@ -237,4 +276,4 @@ def shutdown() -> None:
         client.close()
 
 
-__all__ = ["Client", "Handle", "default_client", "get", "shutdown", "start"]
+__all__ = ["Client", "Handle", "check", "default_client", "get", "shutdown", "start"]

@@ -206,6 +206,37 @@ class DeterminismError(ReplayError):
         )
 
 
+class IncompatibleScriptError(ReplayError):
+    """Raised when a script is refused for an execution: it does not replay its journal.
+
+    `report` is the text of the check (`flowrt check`), first divergence included.
+    """
+
+    def __init__(self, execution_id: str, report: str) -> None:
+        super().__init__(execution_id, report)
+        self.execution_id, self.report = execution_id, report
+
+    def __str__(self) -> str:
+        return (
+            f"the script does not fit execution {self.execution_id}, which was left as it "
+            f"was: {self.report}"
+        )
+
+
+class ExecutionChangedError(StorageError):
+    """Raised when an execution moved on between the check of a script and its use."""
+
+    def __init__(self, execution_id: str, checked: int, found: int) -> None:
+        super().__init__(execution_id, checked, found)
+        self.execution_id, self.checked, self.found = execution_id, checked, found
+
+    def __str__(self) -> str:
+        return (
+            f"execution {self.execution_id} changed while the script was checked (version "
+            f"{self.checked}, now {self.found}); nothing was changed, run the command again"
+        )
+
+
 # --- Flow-API -----------------------------------------------------------------------------------
 
 

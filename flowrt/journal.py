@@ -81,6 +81,7 @@ class Journal:
             answer=answer,
             variables=call.variables,
             reads=self.signer.dumps(reads) if reads else None,
+            script=live.script.hash,
         )
         return replace(record, signature=sign_savepoint(self.signer, record))
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from flowrt.control import Control
 from flowrt.stepping import Stepping
+from flowrt.upgrade import BulkRestores
 
 
-class Runtime(Stepping, Control):
+class Runtime(Stepping, Control, BulkRestores):
     """flowrt's engine for one process: a client, a worker, or both (embedded)."""

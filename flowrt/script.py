@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import ctypes
+import functools
 import hashlib
 import inspect
 import linecache
@@ -43,6 +44,11 @@ class FlowScript:
     name: str
     source: str
     code: CodeType = field(repr=False)
+
+    @functools.cached_property
+    def hash(self) -> str:
+        """The short hash of its source (`script_hash`), stored with each savepoint."""
+        return script_hash(self.source)
 
     @property
     def filename(self) -> str:
@@ -129,6 +135,11 @@ class FlowScript:
             raise ScriptError(self.name, "it defines no function `handler(system, this)`; add one")
         _check_signature(self.name, handler)
         return handler
+
+
+def script_hash(source: str) -> str:
+    """A short hash naming a flow's source: which script an execution or savepoint ran under."""
+    return hashlib.sha256(source.encode(errors="surrogatepass")).hexdigest()[:12]
 
 
 def _check_signature(name: str, handler: Callable[..., Any]) -> None:

@@ -4,8 +4,9 @@ A signature binds a row's contents to its place: an execution's to its id, a sav
 execution, id, sequence number and parent, a registered flow's to its name. A row copied from
 elsewhere, or edited, fails its check. Not signed, because nothing is run or answered from them:
 an execution's status, outputs, messages, worker and lease columns (checked where they are
-read, see `rows.py`), a savepoint's `created_at`, `variables` (a display snapshot) and
-`restored` (a counter the database adds to; changing it only changes what `.restored` shows
+read, see `rows.py`), a savepoint's `created_at`, `variables` (a display snapshot), `script`
+(which source it was made under, shown to people; replay runs the execution's signed source)
+and `restored` (a counter the database adds to; changing it only changes what `.restored` shows
 and when the restore-loop limit trips).
 """
 

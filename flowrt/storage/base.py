@@ -74,6 +74,8 @@ class SavepointRecord:
     reads: bytes | None = None
     # Signs the row's place, call, digest and blobs (see flowrt/seals.py).
     signature: bytes | None = None
+    # A short hash of the source it was made under (`script_hash`); None before 0012.
+    script: str | None = None
 
 
 @dataclass(frozen=True)
@@ -169,10 +171,31 @@ class Store(abc.ABC):
         savepoint_id: str,
         allowed: Iterable[Status],
         lease_until: datetime | None = None,
+        *,
+        version: int | None = None,
+        changes: dict[str, Any] | None = None,
     ) -> ExecutionRecord:
         """Move the head to `savepoint_id`, status RUNNING, count the restore; one transaction.
 
-        A PAUSED execution stays PAUSED (with no lease) until it is resumed.
+        A PAUSED execution stays PAUSED (with no lease) until it is resumed. With `version`,
+        raises `ExecutionChangedError` unless the execution is still at it; `changes` are
+        further columns to set with the restore (a new source and its signature).
+        """
+
+    @abc.abstractmethod
+    def move_source(
+        self,
+        execution_id: str,
+        version: int,
+        allowed: Iterable[Status],
+        changes: dict[str, Any],
+        lease_until: datetime | None = None,
+    ) -> ExecutionRecord:
+        """Set `changes` (a new source and its signature) on an execution still at `version`.
+
+        The status stays; the execution is unloaded at a new version, so that its next step
+        rebuilds it from the new source (a RUNNING one holds `lease_until` for that step).
+        Raises `InvalidStateError` outside `allowed`, `ExecutionChangedError` off `version`.
         """
 
     @abc.abstractmethod

@@ -68,6 +68,7 @@ def savepoint_record(row: Any) -> SavepointRecord:
         variables=row.variables,
         reads=_bytes(row.reads),
         signature=_bytes(row.signature),
+        script=row.script,
     )
 
 
@@ -88,6 +89,7 @@ def savepoint_row(record: SavepointRecord) -> dict[str, Any]:
         "variables": record.variables,
         "reads": record.reads,
         "signature": record.signature,
+        "script": record.script,
     }
 
 

@@ -124,6 +124,8 @@ savepoints = sa.Table(
     sa.Column("variables", sa.JSON, nullable=True),
     sa.Column("reads", sa.LargeBinary, nullable=True),
     sa.Column("signature", sa.LargeBinary(20), nullable=True),
+    # A short hash of the source the savepoint was made under (0012; see script_hash).
+    sa.Column("script", sa.String(16), nullable=True),
     sa.Index("ix_savepoints_execution_seq", "execution_id", "seq"),
 )
 

@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from flowrt.clock import utc_now
 from flowrt.errors import (
+    ExecutionChangedError,
     ExecutionNotFoundError,
     ForeignSavepointError,
     InvalidStateError,
@@ -39,6 +40,7 @@ from flowrt.storage.rows import (
     savepoint_row,
 )
 from flowrt.storage.schema import executions, logs, savepoints
+from flowrt.storage.sources import SourceStatements
 
 
 def open_store(url: str, *, migrate: bool | None = None, pre_ping: bool = True) -> SqlStore:
@@ -99,7 +101,7 @@ def _create_private(path: Path) -> None:
         pass
 
 
-class SqlStore(LeaseStatements, NamedStatements, RemovalStatements, Store):
+class SqlStore(LeaseStatements, NamedStatements, RemovalStatements, SourceStatements, Store):
     """`Store` on a SQLAlchemy engine; each public method runs in one transaction."""
 
     def __init__(self, engine: sa.Engine) -> None:
@@ -216,9 +218,14 @@ class SqlStore(LeaseStatements, NamedStatements, RemovalStatements, Store):
         savepoint_id: str,
         allowed: Iterable[Status],
         lease_until: datetime | None = None,
+        *,
+        version: int | None = None,
+        changes: dict[str, Any] | None = None,
     ) -> ExecutionRecord:
         with self.engine.begin() as conn:
             current = self._locked(conn, execution_id, allowed, "restore")
+            if version is not None and current.version != version:
+                raise ExecutionChangedError(execution_id, version, current.version)
             target = self._get_savepoint(conn, savepoint_id)
             if target is None:
                 raise SavepointNotFoundError(execution_id, savepoint_id, "id")
@@ -240,6 +247,7 @@ class SqlStore(LeaseStatements, NamedStatements, RemovalStatements, Store):
                     updated_at=utc_now(),
                     worker=None,
                     lease_until=None if paused else lease_until,
+                    **(changes or {}),
                 )
             )
             self._count_restore(conn, target.id)
