@@ -19,14 +19,18 @@ from flowrt.flow_api.exceptions import (
     ForeignSavepointError,
     HttpStatusError,
     InvalidCallError,
+    MessageResponseTimeoutError,
     NotFoundError,
     RestoreLoopError,
     SavepointNotFoundError,
+    SchemaValidationError,
     ScriptError,
     SerializationError,
+    TimeoutExceededError,
     UnstorableValueError,
 )
 from flowrt.flow_api.execution import ConnectorResult, Execution, SavepointInfo
+from flowrt.flow_api.messages import Message
 from flowrt.flow_api.system import File, Setting, System
 
 __all__ = [
@@ -43,17 +47,21 @@ __all__ = [
     "ForeignSavepointError",
     "HttpStatusError",
     "InvalidCallError",
+    "MessageResponseTimeoutError",
     "NotFoundError",
     "RestoreLoopError",
     "SavepointNotFoundError",
+    "SchemaValidationError",
     "ScriptError",
     "SerializationError",
+    "TimeoutExceededError",
     "UnstorableValueError",
     # the objects a flow is handed
     "ChildExecution",
     "ConnectorResult",
     "Execution",
     "File",
+    "Message",
     "ReturnWhen",
     "SavepointInfo",
     "Setting",
