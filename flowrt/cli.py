@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from config import SettingsError
+from flowrt.cli_messages import messages, respond
 from flowrt.cli_stats import stats
 from flowrt.client import Client, Handle, default_client, shutdown
 from flowrt.connectors.masking import mask_config
@@ -452,3 +453,5 @@ def resign() -> None:
 
 
 cli.add_command(stats)
+cli.add_command(messages)
+cli.add_command(respond)
