@@ -171,9 +171,11 @@ def example(schema: Any) -> str:
     """A response that shows the form's shape, as the JSON to give `flowrt respond`."""
     values = {"string": "text", "number": 1, "integer": 1, "boolean": True, "array": []}
     sample: dict[str, Any] = {}
+    pressed = False  # one button is pressed, the first
     for name, spec in fields(schema):
         if spec.get("element") == "submit":
-            sample[name] = True
+            if not pressed:
+                sample[name], pressed = True, True
         else:
             sample[name] = spec.get("default", values.get(str(spec.get("type")), "text"))
     return json.dumps(sample)

@@ -133,6 +133,19 @@ def test_a_flow_asks_waits_without_a_worker_slot_and_goes_on_with_the_cli_respon
     assert json.loads(flowrt_process(env, "messages", "--json").stdout) == []
 
 
+def test_a_flow_waiting_past_sleep_max_is_unloaded_and_the_response_wakes_it_anywhere(
+    flowrt_env, tmp_path
+):
+    flowrt_env(FLOWRT_SLEEP_MAX_SECONDS="0.3", FLOWRT_LEASE_SECONDS="0.6")
+    client = flowrt.default_client()
+    asking = _start(client, tmp_path, ASKING)
+    message = _waiting_message(asking)
+    wait_until(lambda: asking.record().worker is None, 10, "the waiting flow to be unloaded")
+    assert asking.status is Status.WAITING
+    asking.respond(message.id, {"name": "Ann"})
+    assert asking.wait(30).outputs["response"] == {"name": "Ann"}
+
+
 def test_a_response_that_does_not_fit_the_form_is_refused_and_the_flow_keeps_waiting(
     flowrt_env, tmp_path
 ):
