@@ -254,7 +254,7 @@ class Handle:
 
     def respond(self, message_id: str, response: dict[str, Any]) -> MessageRecord:
         """Respond to its message `message_id`; see `Client.respond`."""
-        if not any(message.id == message_id for message in self.messages()):
+        if not any(message.id == str(message_id).lower() for message in self.messages()):
             raise NotFoundError(
                 "message",
                 message_id,
