@@ -13,6 +13,7 @@ import click
 
 from config import SettingsError
 from flowrt import cli_fix
+from flowrt.cli_messages import messages, respond
 from flowrt.cli_stats import stats
 from flowrt.client import Client, Handle, default_client, shutdown
 from flowrt.connectors.masking import mask_config
@@ -476,3 +477,5 @@ def resign() -> None:
 cli.add_command(stats)
 cli.add_command(cli_fix.check)
 cli.add_command(cli_fix.upgrade)
+cli.add_command(messages)
+cli.add_command(respond)

@@ -14,13 +14,27 @@ from flowrt.connectors import check_config
 from flowrt.connectors.base import KIND as CONNECTOR
 from flowrt.dryrun import CheckReport
 from flowrt.embedded import EmbeddedWorker
-from flowrt.errors import ConfigurationError
+from flowrt.errors import (
+    ConfigurationError,
+    InvalidStateError,
+    MessageAnsweredError,
+    NotFoundError,
+)
+from flowrt.forms import check_response
 from flowrt.options import Options
 from flowrt.runtime import Runtime
 from flowrt.script import read_source, register_flow, resolve_flow
 from flowrt.status import Status
-from flowrt.storage import ExecutionRecord, LogRecord, NamedRecord, SavepointRecord, open_store
+from flowrt.storage import (
+    ExecutionRecord,
+    LogRecord,
+    MessageRecord,
+    NamedRecord,
+    SavepointRecord,
+    open_store,
+)
 from flowrt.storage.backlog import Backlog, measure
+from flowrt.storage.messages import waits_on_message
 from flowrt.values import check_json, check_name
 
 SETTING = "setting"
@@ -105,6 +119,43 @@ class Client:
     def backlog(self) -> Backlog:
         """Runnable and waiting executions, and how many each worker holds (`flowrt stats`)."""
         return measure(self.store.engine, utc_now())
+
+    # --- messages ----------------------------------------------------------------------------
+
+    def list_messages(self, execution_id: str | None = None) -> list[MessageRecord]:
+        """The messages of `execution_id` (all, oldest first), or else all pending ones."""
+        return self.store.list_messages(execution_id)
+
+    def respond(self, message_id: str, response: dict[str, Any]) -> MessageRecord:
+        """Respond to a message, once, and wake the executions waiting for the response.
+
+        The response must fit the message's form (`SchemaValidationError` names the field
+        and changes nothing); a second response raises `MessageAnsweredError`; a message of
+        an execution that has ended, which no execution waits for, `InvalidStateError`.
+        """
+        message = self.store.get_message(message_id)
+        if message is None:
+            raise NotFoundError("message", message_id, "`flowrt messages` lists the pending ones")
+        if message.responded_at is not None:
+            raise MessageAnsweredError(message.id, message.responded_at.isoformat())
+        response = check_response(message, response)
+        waits_on = waits_on_message(message.id)
+        found = self.store.get_executions([message.execution_id])
+        status = found[0].status if found else Status.UNKNOWN
+        if (status.ended or not found) and not self.store.list_waiting_on(waits_on):
+            raise InvalidStateError(
+                message.execution_id,
+                status.value,
+                f"respond to message {message.id} of",
+                "RUNNING, WAITING or PAUSED",
+            )
+        stored = self.store.respond_message(message.id, response, utc_now())
+        # Woken where each is loaded; if this wake-up is lost (a crash, or an embedded broker
+        # no worker of this process reads), the reaper sends it once its lease has run out.
+        now = utc_now()
+        for record in self.store.wake_waiting_on(waits_on, now, self.runtime.lease_until(now)):
+            self.runtime.send(record, "wake", record.worker)
+        return stored
 
     # --- named objects -----------------------------------------------------------------------
 
@@ -228,6 +279,21 @@ class Handle:
     def logs(self) -> list[LogRecord]:
         """Its log lines, oldest first."""
         return self.client.store.list_logs(self.id)
+
+    def messages(self) -> list[MessageRecord]:
+        """The messages it sent (`system.message`), oldest first, with their responses."""
+        return self.client.list_messages(self.id)
+
+    def respond(self, message_id: str, response: dict[str, Any]) -> MessageRecord:
+        """Respond to its message `message_id`; see `Client.respond`."""
+        if not any(message.id == str(message_id).lower() for message in self.messages()):
+            raise NotFoundError(
+                "message",
+                message_id,
+                f"execution {self.id} sent no such message; `flowrt messages --execution "
+                f"{self.id}` lists its messages",
+            )
+        return self.client.respond(message_id, response)
 
 
 _clients: dict[config.Settings, Client] = {}

@@ -432,3 +432,52 @@ class ArchivedExecutionError(SavepointError):
             "were deleted, so it cannot be restored; its status, outputs and logs are kept "
             "(`flowrt show ID`), start the flow again to run it anew"
         )
+
+
+# --- messages and forms ------------------------------------------------------------------------
+
+
+class TimeoutExceededError(FlowApiError):
+    """Raised when a Flow-API call that waits gives up after its `timeout` (Cloudomation's name)."""
+
+
+class MessageResponseTimeoutError(TimeoutExceededError):
+    """Raised by `msg.wait(timeout=...)` when nobody responded to the message in time."""
+
+    def __init__(self, message_id: str, timeout_s: float) -> None:
+        super().__init__(message_id, timeout_s)
+        self.message_id, self.timeout_s = message_id, timeout_s
+
+    def __str__(self) -> str:
+        return (
+            f"nobody responded to message {self.message_id} within {self.timeout_s:g} s; "
+            "catch this to carry on without it, or wait again (`flowrt respond` answers it)"
+        )
+
+
+class SchemaValidationError(FlowApiError):
+    """Raised when a message's form is not a JSON schema, or a response does not fit its form.
+
+    `where` names the field (or the form itself), `problem` what is wrong, `fix` what to do.
+    """
+
+    def __init__(self, subject: str, where: str, problem: str, fix: str) -> None:
+        super().__init__(subject, where, problem, fix)
+        self.subject, self.where, self.problem, self.fix = subject, where, problem, fix
+
+    def __str__(self) -> str:
+        return f"{self.subject}: {self.where}: {self.problem}; {self.fix}"
+
+
+class MessageAnsweredError(StorageError):
+    """Raised when a message that has its response already is responded to again."""
+
+    def __init__(self, message_id: str, responded_at: str) -> None:
+        super().__init__(message_id, responded_at)
+        self.message_id, self.responded_at = message_id, responded_at
+
+    def __str__(self) -> str:
+        return (
+            f"message {self.message_id} was responded to at {self.responded_at}; a response is "
+            "final and is not replaced (`flowrt messages --execution ID` shows it)"
+        )

@@ -97,6 +97,7 @@ def reap(runtime: Runtime, backlog: int = 0, limit: int = 1000) -> ReapReport:
     """
     now = utc_now()
     parents = runtime.store.wake_parents(now)
+    runtime.store.wake_answered(now)  # a response whose wake-up was lost
     overdue = runtime.store.overdue(now, limit)
     queued = [r for r in overdue if r.worker is None and r.lease_until is not None]
     chosen = [r.id for r in overdue if not (r.worker is None and r.lease_until is not None)]

@@ -213,7 +213,7 @@ def pg_clean(pg_url: str) -> str:
     """The session database with every table emptied."""
     engine = sa.create_engine(pg_url)
     with engine.begin() as conn:
-        conn.exec_driver_sql("TRUNCATE executions, savepoints, logs, named")
+        conn.exec_driver_sql("TRUNCATE executions, savepoints, logs, named, messages")
     engine.dispose()
     return pg_url
 

@@ -41,6 +41,10 @@ SAMPLES: list[BaseException] = [
     errors.HttpStatusError("post", "http://x/y", 500, "down"),
     errors.DispatchError("id", "OperationalError: Connection refused"),
     errors.ForeignThreadError("setting.get", "ThreadPoolExecutor-0_0"),
+    errors.TimeoutExceededError("x"),
+    errors.MessageResponseTimeoutError("m1", 5.0),
+    errors.SchemaValidationError("system.message", "body['a']", "'strin' is not valid", "fix"),
+    errors.MessageAnsweredError("m1", "2025-01-01T00:00:00+00:00"),
 ]
 
 
@@ -94,6 +98,9 @@ FLOW_CAUSED = [
     errors.ConnectorNotFoundError,
     errors.ConnectorConfigError,
     errors.HttpStatusError,
+    errors.TimeoutExceededError,
+    errors.MessageResponseTimeoutError,
+    errors.SchemaValidationError,
 ]
 
 

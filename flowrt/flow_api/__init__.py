@@ -19,15 +19,19 @@ from flowrt.flow_api.exceptions import (
     ForeignSavepointError,
     HttpStatusError,
     InvalidCallError,
+    MessageResponseTimeoutError,
     NotFoundError,
     RestoreLoopError,
     SavepointNotFoundError,
+    SchemaValidationError,
     ScriptError,
     SerializationError,
+    TimeoutExceededError,
     UnstorableValueError,
 )
 from flowrt.flow_api.execution import ConnectorResult, Execution, SavepointInfo
 from flowrt.flow_api.flows import Flow
+from flowrt.flow_api.messages import Message
 from flowrt.flow_api.system import File, Setting, System
 
 __all__ = [
@@ -44,11 +48,14 @@ __all__ = [
     "ForeignSavepointError",
     "HttpStatusError",
     "InvalidCallError",
+    "MessageResponseTimeoutError",
     "NotFoundError",
     "RestoreLoopError",
     "SavepointNotFoundError",
+    "SchemaValidationError",
     "ScriptError",
     "SerializationError",
+    "TimeoutExceededError",
     "UnstorableValueError",
     # the objects a flow is handed
     "ChildExecution",
@@ -56,6 +63,7 @@ __all__ = [
     "Execution",
     "File",
     "Flow",
+    "Message",
     "ReturnWhen",
     "SavepointInfo",
     "Setting",

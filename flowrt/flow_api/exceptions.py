@@ -14,11 +14,14 @@ from flowrt.errors import (
     ForeignSavepointError,
     HttpStatusError,
     InvalidCallError,
+    MessageResponseTimeoutError,
     NotFoundError,
     RestoreLoopError,
     SavepointNotFoundError,
+    SchemaValidationError,
     ScriptError,
     SerializationError,
+    TimeoutExceededError,
     UnstorableValueError,
 )
 
@@ -33,10 +36,13 @@ __all__ = [
     "ForeignSavepointError",
     "HttpStatusError",
     "InvalidCallError",
+    "MessageResponseTimeoutError",
     "NotFoundError",
     "RestoreLoopError",
     "SavepointNotFoundError",
+    "SchemaValidationError",
     "ScriptError",
     "SerializationError",
+    "TimeoutExceededError",
     "UnstorableValueError",
 ]

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING, Any
 
+from flowrt.errors import InvalidCallError
 from flowrt.flow_api.children import ChildExecution, ReturnWhen, check_limit
 from flowrt.flow_api.flows import Flow
+from flowrt.flow_api.messages import Message
+from flowrt.forms import form_body, subject_text
+from flowrt.forms import message_type as type_named
+from flowrt.storage.rows import is_uuid
 from flowrt.values import check_json, check_name
 
 if TYPE_CHECKING:
@@ -13,7 +19,8 @@ if TYPE_CHECKING:
 
 
 class System:
-    """`system`: the platform around the execution: settings, files, flows, executions."""
+    """`system`: the platform around the execution: settings, files, flows, executions and
+    messages."""
 
     return_when = ReturnWhen
 
@@ -45,6 +52,49 @@ class System:
         """
         refs = self._live.call("executions", (check_limit("system.executions", limit),), {})
         return [ChildExecution(self._live, ref) for ref in refs]
+
+    def message(
+        self,
+        select: str | None = None,
+        subject: str | None = None,
+        message_type: str = "INFO",
+        body: Any = None,
+        request: str | None = None,
+        message: str | None = None,
+        **unused: Any,
+    ) -> Message:
+        """Send a message to people, with a form for their response; or, given the id of one
+        (`select`), a handle on that message (no call is made until you use it).
+
+        `body` is the form, Cloudomation's: a JSON schema of an object whose properties also
+        say how to show them (`element`, `label`, `order`), or a text; `request='question?'`
+        asks for one text (the response's `'string'`); `message='text'` just informs.
+        `message_type` is INFO, SUCCESS, WARNING, ERROR or POPUP. Returns the `Message`:
+        `.wait()` for the response, `.get('response')` to read it.
+
+        Durability: creates a savepoint and stores the message once: a step that runs again
+        finds the message it stored; a restore of this savepoint sends a new one. Replay
+        returns the same message. A form that is not a JSON schema raises
+        `SchemaValidationError`; a subject or text a database refuses, `UnstorableValueError`.
+        """
+        call = "system.message"
+        if unused:
+            raise InvalidCallError(
+                f"{call}() does not take {sorted(unused)}; it takes subject=, message_type=, "
+                "body=, request= and message=, or the id of a message"
+            )
+        if select is not None:
+            others = (subject, body, request, message)
+            if not isinstance(select, str) or not is_uuid(select) or any(others):
+                raise InvalidCallError(
+                    f"{call}({select!r}): give either the id of a message (a str) or, as "
+                    "keywords, the message to send: subject=..., body=..."
+                )
+            return Message(self._live, str(uuid.UUID(select)))
+        subject = subject_text(call, subject)
+        kind = type_named(call, message_type)
+        form = form_body(call, body, request, message)
+        return Message(self._live, self._live.call("message", (subject, kind, form), {}))
 
 
 class _Record:

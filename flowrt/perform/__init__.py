@@ -4,7 +4,7 @@
 Flow-API and registers its performers when imported, which this package does for all.
 """
 
-from flowrt.perform import children, execution, flows, records, savepoints
+from flowrt.perform import children, execution, flows, messages, records, savepoints
 from flowrt.perform.base import (
     PERFORMERS,
     REACHING_OUT,
@@ -29,6 +29,7 @@ __all__ = [
     "children",
     "execution",
     "flows",
+    "messages",
     "perform",
     "records",
     "savepoints",

@@ -3,6 +3,7 @@
 from flowrt.storage.base import (
     ExecutionRecord,
     LogRecord,
+    MessageRecord,
     NamedRecord,
     SavepointRecord,
     StepCommit,
@@ -13,6 +14,7 @@ from flowrt.storage.sql import SqlStore, open_store
 __all__ = [
     "ExecutionRecord",
     "LogRecord",
+    "MessageRecord",
     "NamedRecord",
     "SavepointRecord",
     "SqlStore",

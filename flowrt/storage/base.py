@@ -101,6 +101,29 @@ class NamedRecord:
 
 
 @dataclass(frozen=True)
+class MessageRecord:
+    """A message an execution sent to people (`system.message`), and their response.
+
+    `body` is the form: a JSON schema of the response wanted, a text to show, or None.
+    `response` stays None until someone responds, once (`responded_at` says when).
+    """
+
+    id: str
+    execution_id: str
+    subject: str
+    message_type: str
+    body: Any
+    created_at: datetime
+    response: dict[str, Any] | None = None
+    responded_at: datetime | None = None
+
+    @property
+    def status(self) -> str:
+        """`'PENDING'` until someone responds, then `'RESPONDED'`."""
+        return "PENDING" if self.responded_at is None else "RESPONDED"
+
+
+@dataclass(frozen=True)
 class StepCommit:
     """What one step writes atomically, if the execution is still at `version`.
 
@@ -344,3 +367,42 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def delete_named(self, kind: str, name: str) -> bool:
         """Delete the object; False if there was none."""
+
+    # --- messages: what executions ask people, and their responses ----------------------------
+
+    @abc.abstractmethod
+    def create_message(self, message: MessageRecord) -> MessageRecord:
+        """Insert `message`; if its id exists already, return the stored one unchanged (a step
+        that runs again finds the message it sent the first time)."""
+
+    @abc.abstractmethod
+    def get_message(self, message_id: str) -> MessageRecord | None:
+        """The message with this id, or None."""
+
+    @abc.abstractmethod
+    def list_messages(self, execution_id: str | None = None) -> list[MessageRecord]:
+        """The messages of `execution_id`, oldest first; without one, those pending: not
+        responded to, sent by an execution that has not ended or waited for by one."""
+
+    @abc.abstractmethod
+    def respond_message(
+        self, message_id: str, response: dict[str, Any], now: datetime
+    ) -> MessageRecord:
+        """Store the response of a message that has none yet, atomically: raises
+        `MessageAnsweredError` if it has one (never replaced), `NotFoundError` if none."""
+
+    @abc.abstractmethod
+    def list_waiting_on(self, waits_on: str) -> list[ExecutionRecord]:
+        """The WAITING executions whose `waits_on` is this ("message:ID", "lock:NAME")."""
+
+    @abc.abstractmethod
+    def wake_waiting_on(
+        self, waits_on: str, now: datetime, lease_until: datetime
+    ) -> list[ExecutionRecord]:
+        """Mark due now every WAITING execution whose `waits_on` is this and whose wake-up is
+        not past already; return them (their step is to be sent)."""
+
+    @abc.abstractmethod
+    def wake_answered(self, now: datetime) -> int:
+        """Mark due every WAITING execution with no wake-up time that waits for a message
+        which has its response (the reaper's cover for a lost wake-up)."""

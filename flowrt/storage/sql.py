@@ -31,6 +31,7 @@ from flowrt.storage.base import (
     Store,
 )
 from flowrt.storage.leases import LeaseStatements
+from flowrt.storage.messages import MessageStatements
 from flowrt.storage.named import NamedStatements
 from flowrt.storage.removal import RemovalStatements
 from flowrt.storage.rows import (
@@ -101,7 +102,14 @@ def _create_private(path: Path) -> None:
         pass
 
 
-class SqlStore(LeaseStatements, NamedStatements, RemovalStatements, SourceStatements, Store):
+class SqlStore(
+    LeaseStatements,
+    NamedStatements,
+    RemovalStatements,
+    SourceStatements,
+    MessageStatements,
+    Store,
+):
     """`Store` on a SQLAlchemy engine; each public method runs in one transaction."""
 
     def __init__(self, engine: sa.Engine) -> None:
