@@ -45,6 +45,8 @@ SAMPLES: list[BaseException] = [
     errors.MessageResponseTimeoutError("m1", 5.0),
     errors.SchemaValidationError("system.message", "body['a']", "'strin' is not valid", "fix"),
     errors.MessageAnsweredError("m1", "2025-01-01T00:00:00+00:00"),
+    errors.IncompatibleScriptError("e1", "diverged at savepoint #2"),
+    errors.ExecutionChangedError("e1", 3, 4),
 ]
 
 
