@@ -25,13 +25,11 @@ def as_content(data: bytes) -> str | bytes:
 
 
 def to_bytes(call: str, what: str, value: Any) -> bytes:
-    """`value` (text, bytes, or a JSON value a file record holds) as the bytes to send."""
+    """`value` (text or bytes) as the bytes to send; text is sent as UTF-8."""
     if isinstance(value, (bytes, bytearray)):
         return bytes(value)
     if isinstance(value, str):
         return value.encode("utf-8")
-    if value is None or isinstance(value, (dict, list, int, float, bool)):
-        return json.dumps(value).encode("utf-8")
     raise InvalidCallError(f"{call}: {what} must be text or bytes, not {type(value).__name__}")
 
 
@@ -53,7 +51,9 @@ class FileRecords:
         record = self._store.get_named(KIND, name)
         if record is None:
             raise NotFoundError(KIND, name, "create it with system.file(name).save(content=...)")
-        return to_bytes("connect", f"the file {name!r}", record.value)
+        if isinstance(record.value, (str, bytes)):
+            return to_bytes("connect", f"the file {name!r}", record.value)
+        return json.dumps(record.value).encode("utf-8")  # a file saved with a JSON value
 
     def write(self, name: str, data: bytes) -> None:
         """Create or replace the file record `name` with `data` (text when it is UTF-8)."""

@@ -26,19 +26,6 @@ _POLL_S = 0.05  # how long one wait for output lasts before the deadline is look
 _KEY_TYPES = (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)
 
 
-class _HostKeyUnknown(paramiko.SSHException):
-    """The server offered a host key of a type the configured hostkey has none of."""
-
-    def __init__(self, key: paramiko.PKey) -> None:
-        super().__init__(key.get_name())
-        self.key = key
-
-
-class _RefuseUnknown(paramiko.MissingHostKeyPolicy):
-    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: Any) -> None:
-        raise _HostKeyUnknown(key)
-
-
 class SshConnector(Connector):
     """`connect(name, script=...)` runs `script` by the login shell of `username` on `hostname`
     and returns `{'retcode', 'report', 'stdout', 'stderr'}`; a retcode other than 0 raises
@@ -122,7 +109,7 @@ class SshConnector(Connector):
             known = self.hostname if self.port == DEFAULT_PORT else f"[{self.hostname}]:{self.port}"
             for key in self._host_keys:
                 client.get_host_keys().add(known, key.get_name(), key)
-            client.set_missing_host_key_policy(_RefuseUnknown())
+            client.set_missing_host_key_policy(paramiko.RejectPolicy())
         try:
             try:
                 client.connect(
@@ -145,17 +132,18 @@ class SshConnector(Connector):
 
     def _login_problem(self, error: Exception) -> str:
         head = f"connector {self.name!r}: cannot log in to {self.where}"
-        if isinstance(error, _HostKeyUnknown):
-            return (
-                f"{head}: it offers a {error.key.get_name()} host key "
-                f"({error.key.fingerprint}) and the hostkey configured holds no key of that "
-                "type; add it (`ssh-keyscan -p PORT HOST` prints them) or set hostkey=False"
-            )
         if isinstance(error, paramiko.BadHostKeyException):
+            offered = f"{error.key.get_name()} {error.key.fingerprint}"
+            if error.key.get_name() not in {key.get_name() for key in self._host_keys or ()}:
+                return (
+                    f"{head}: it shows the host key {offered} and the hostkey configured "
+                    "holds no key of that type; add it (`ssh-keyscan -p PORT HOST` prints "
+                    "them) or set hostkey=False"
+                )
             return (
-                f"{head}: its host key {error.key.get_name()} {error.key.fingerprint} is not "
-                "the hostkey configured; if the host was reinstalled, configure its new key "
-                "(`ssh-keyscan -p PORT HOST`), else someone may be in between"
+                f"{head}: its host key {offered} is not the hostkey configured; if the host "
+                "was reinstalled, configure its new key (`ssh-keyscan -p PORT HOST`), else "
+                "someone may be in between"
             )
         if isinstance(error, paramiko.AuthenticationException):
             return f"{head}: authentication failed ({error}); check username, key and password"
