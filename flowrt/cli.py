@@ -334,7 +334,7 @@ def connector() -> None:
     "file_fields",
     multiple=True,
     metavar="KEY=PATH",
-    help="A field read from a file, say a private key: key=~/.ssh/id_ed25519.",
+    help="A field read from a file (its last line break dropped): key=~/.ssh/id_ed25519.",
 )
 def connector_set(
     name: str,
@@ -353,7 +353,7 @@ def connector_set(
     options |= _parse_inputs(fields)
     for key, path in (pair.partition("=")[::2] for pair in file_fields):
         try:
-            options[key] = Path(path).expanduser().read_text()
+            options[key] = Path(path).expanduser().read_text().rstrip("\r\n")
         except (OSError, ValueError) as error:
             hint = "--set-file"
             raise click.BadParameter(f"cannot read {path!r}: {error}", param_hint=hint) from None

@@ -197,10 +197,31 @@ def test_a_host_key_other_than_the_configured_one_refuses_the_login_and_runs_not
     assert not marker.exists()
 
 
-def test_hostkey_false_skips_the_host_key_check(
-    client: Client, sshd: LocalSshd, tmp_path: Path
+def keyscan(sshd: LocalSshd, *options: str) -> str:
+    """What `ssh-keyscan` prints for the sshd: known_hosts lines."""
+    done = subprocess.run(
+        ["ssh-keyscan", *options, "-p", str(sshd.port), "127.0.0.1"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout
+
+
+@pytest.mark.parametrize("form", ["ssh-keyscan", "ssh-keyscan -H", "known_hosts", "False"])
+def test_hostkey_takes_ssh_keyscan_output_or_known_hosts_lines_or_false_to_skip_the_check(
+    client: Client, sshd: LocalSshd, tmp_path: Path, form: str
 ) -> None:
-    client.set_connector("box", "ssh", **sshd.config(hostkey=False))
+    keygen(tmp_path / "other")
+    other = Path(f"{tmp_path / 'other'}.pub").read_text()
+    hostkey: str | bool = {
+        "ssh-keyscan": keyscan(sshd),
+        "ssh-keyscan -H": keyscan(sshd, "-H"),  # hosts hashed
+        "known_hosts": f"# ours\n\nother.example {other}\n"
+        f"[127.0.0.1]:{sshd.port} {sshd.host_key} a comment\n",
+        "False": False,
+    }[form]
+    client.set_connector("box", "ssh", **sshd.config(hostkey=hostkey))
 
     handle = run(
         tmp_path,
@@ -209,6 +230,22 @@ def test_hostkey_false_skips_the_host_key_check(
 
     assert handle.status is Status.ENDED_SUCCESS, handle.record().error
     assert handle.outputs["stdout"] == "in\n"
+
+
+def test_a_known_hosts_line_for_another_host_is_not_taken_for_this_one(
+    client: Client, sshd: LocalSshd, tmp_path: Path
+) -> None:
+    for_other = f"other.example {sshd.host_key}\n[127.0.0.1]:{sshd.port + 1} {sshd.host_key}"
+    with pytest.raises(ConnectorError) as caught:
+        client.set_connector("box", "ssh", **sshd.config(hostkey=for_other))
+    assert f"its hostkey names other hosts only, none for [127.0.0.1]:{sshd.port}" in str(
+        caught.value
+    )
+
+    revoked = f"@revoked * {sshd.host_key}\n{sshd.host_key}"
+    with pytest.raises(ConnectorError) as caught:
+        client.set_connector("box", "ssh", **sshd.config(hostkey=revoked))
+    assert "its hostkey line 1 has the marker @revoked, which is not supported" in str(caught.value)
 
 
 def test_an_unreachable_host_fails_the_call_saying_so(

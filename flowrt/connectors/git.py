@@ -18,8 +18,9 @@ from urllib.parse import unquote, urlsplit
 
 from flowrt.connectors.base import Connector
 from flowrt.connectors.files import FileRecords, as_content, to_bytes
+from flowrt.connectors.hostkeys import parse_host_keys
 from flowrt.connectors.masking import mask_url
-from flowrt.connectors.ssh import host_keys, positive_seconds, private_key
+from flowrt.connectors.ssh import positive_seconds, private_key
 from flowrt.errors import ConnectorError, InvalidCallError
 
 DEFAULT_REF = "develop"  # Cloudomation's default ref
@@ -88,11 +89,9 @@ class GitConnector(Connector):
                 return "an ssh repository_url needs ssh_key: the text of a private key"
             try:
                 private_key(_text(config, "ssh_key"))
-                host_keys(config.get("ssh_hostkey"))
+                parse_host_keys(config.get("ssh_hostkey"), "ssh_hostkey")
             except ValueError as problem:
-                return (
-                    str(problem).replace("its key", "its ssh_key").replace("hostkey", "ssh_hostkey")
-                )
+                return str(problem).replace("its key", "its ssh_key")
         elif config.get("ssh_key") or config.get("ssh_hostkey") is not None:
             return "ssh_key and ssh_hostkey are for ssh URLs (ssh://... or user@host:path)"
         elif bool(remote.username) != bool(remote.password):
@@ -263,12 +262,12 @@ class GitConnector(Connector):
         key.write_text(_text(self.config, "ssh_key").strip() + "\n")
         options = ["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes"]
         options += ["-o", f"IdentityFile={key}"]
-        keys = host_keys(self.config.get("ssh_hostkey"))
+        keys = parse_host_keys(self.config.get("ssh_hostkey"), "ssh_hostkey")
         if keys is None:
             options += ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"]
         else:
             known = home / "known_hosts"
-            known.write_text("".join(f"* {k.get_name()} {k.get_base64()}\n" for k in keys))
+            known.write_text("".join(f"{host_key.line()}\n" for host_key in keys))
             options += ["-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={known}"]
         return shlex.join([ssh, *options])
 
@@ -342,8 +341,10 @@ class _Repo:
             return None
         said = err.decode("utf-8", "replace").strip()[-800:]
         hint = ""
-        if what == "push" and "rejected" in said:
+        if what == "push" and ("fetch first" in said or "non-fast-forward" in said):
             hint = "; someone pushed to the branch meanwhile: run the commit again"
+        elif "Authentication failed" in said or "could not read Username" in said:
+            hint = "; check username and password (a token goes in password)"
         raise ConnectorError(
             connector.masked(
                 f"connector {connector.name!r}: git {args[0]} of {connector.shown_url} failed: "

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import codecs
 import io
 import math
@@ -16,6 +14,7 @@ from typing import Any
 import paramiko
 
 from flowrt.connectors.base import Connector
+from flowrt.connectors.hostkeys import known_name, parse_host_keys
 from flowrt.errors import ConnectorError, InvalidCallError, RemoteCommandError
 
 DEFAULT_PORT = 22
@@ -62,7 +61,7 @@ class SshConnector(Connector):
         try:
             if config.get("key"):
                 private_key(config["key"])
-            host_keys(config.get("hostkey"))
+            host_keys(config)
         except ValueError as problem:
             return str(problem)
         return None
@@ -73,7 +72,7 @@ class SshConnector(Connector):
         self.port = int(config.get("port", DEFAULT_PORT))
         self.connect_timeout_s = float(config.get("connect_timeout", CONNECT_TIMEOUT_S))
         self._pkey = private_key(config["key"]) if config.get("key") else None
-        self._host_keys = host_keys(config.get("hostkey"))
+        self._host_keys = host_keys(config)
         self.where = f"{self.username}@{self.hostname}:{self.port}"
 
     def call(self, params: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
@@ -106,7 +105,7 @@ class SshConnector(Connector):
         if self._host_keys is None:
             client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
         else:
-            known = self.hostname if self.port == DEFAULT_PORT else f"[{self.hostname}]:{self.port}"
+            known = known_name(self.hostname, self.port)
             for key in self._host_keys:
                 client.get_host_keys().add(known, key.get_name(), key)
             client.set_missing_host_key_policy(paramiko.RejectPolicy())
@@ -207,38 +206,20 @@ def private_key(text: str) -> paramiko.PKey:
     )
 
 
-def host_keys(hostkey: object) -> list[paramiko.PKey] | None:
-    """The public keys of `hostkey` (known_hosts lines, or 'TYPE BASE64' lines); None for
-    False (no check). ValueError says what is wrong."""
-    if hostkey is False:
+def host_keys(config: dict[str, Any]) -> list[paramiko.PKey] | None:
+    """The host keys configured for the connector's host and port; None for hostkey=False.
+    ValueError says what is wrong."""
+    keys = parse_host_keys(config.get("hostkey"))
+    if keys is None:
         return None
-    if not isinstance(hostkey, str) or not hostkey.strip():
+    name = known_name(config["hostname"], config.get("port", DEFAULT_PORT))
+    mine = [host_key.key for host_key in keys if host_key.is_for(name)]
+    if not mine:
         raise ValueError(
-            "it needs a hostkey: the server's public key as `ssh-keyscan -p PORT HOST` prints "
-            "it (say 'ssh-ed25519 AAAA...'), or hostkey=False to skip the check (unsafe)"
+            f"its hostkey names other hosts only, none for {name}; give the key of "
+            f"{config['hostname']} (`ssh-keyscan -p PORT HOST` prints it)"
         )
-    keys = []
-    for number, line in enumerate(hostkey.splitlines(), 1):
-        fields = line.split()
-        if not fields or fields[0].startswith("#"):
-            continue
-        # A known_hosts line has its hosts (and maybe a marker) before the key's type.
-        start = next((i for i, field in enumerate(fields[:3]) if _is_key_type(field)), 0)
-        fields = fields[start:]
-        try:
-            keys.append(paramiko.PKey.from_type_string(fields[0], base64.b64decode(fields[1])))
-        except (IndexError, binascii.Error, paramiko.SSHException, ValueError, TypeError):
-            raise ValueError(
-                f"its hostkey line {number} is not a public key 'TYPE BASE64' (as "
-                "`ssh-keyscan` prints it)"
-            ) from None
-    if not keys:
-        raise ValueError("its hostkey holds no public key; give one as `ssh-keyscan` prints it")
-    return keys
-
-
-def _is_key_type(word: str) -> bool:
-    return word.startswith(("ssh-", "ecdsa-", "sk-"))
+    return mine
 
 
 def positive_seconds(value: object) -> bool:
