@@ -7,7 +7,6 @@ import base64
 import json
 import os
 import subprocess
-import textwrap
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -16,6 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from conftest import LocalHttpServer, wait_until, write_flow
+from handler_flows import run, source
 from local_sshd import LocalSshd, keygen, running_sshd
 
 import flowrt
@@ -59,15 +59,6 @@ def bare(tmp_path: Path) -> Path:
     git("commit", "-q", "-m", "feature work", cwd=work)
     git("push", "-q", "origin", "develop", "feature", "v1", cwd=work)
     return remote
-
-
-def source(body: str) -> str:
-    head = "import flow_api\nimport flowrt.errors\n\n\ndef handler(system, this):\n"
-    return head + textwrap.indent(textwrap.dedent(body), "    ")
-
-
-def run(tmp_path: Path, body: str, inputs: dict[str, Any] | None = None) -> flowrt.Handle:
-    return flowrt.start(write_flow(tmp_path, source(body)), inputs or {}).wait(60)
 
 
 # --- local repositories ------------------------------------------------------------------------
@@ -276,6 +267,7 @@ def test_a_push_the_repository_refuses_fails_with_what_it_said(
         ("command='commit', files={'.git/config': 'x'}, message='m'", "is not a path inside"),
         ("command='commit', files={'/etc/x': 'b'}, message='m'", "'/etc/x' is not a path inside"),
         ("command='commit', files={'a': 3}, message='m'", "must be text or bytes, not int"),
+        ("command='commit', files={'conf': 'x'}, message='m'", "cannot write 'conf': Is a dir"),
         ("command='commit', ref='bad..name', files={'a': 'b'}, message='m'", "not a branch name"),
     ],
 )
@@ -490,6 +482,8 @@ def test_an_ssh_repository_showing_another_host_key_is_refused(
             "ssh_key and ssh_hostkey are for",
         ),
         ({"repository_url": "git@h:r.git", "ssh_hostkey": False}, "needs ssh_key"),
+        ({"repository_url": "host:/srv/r.git", "ssh_hostkey": False}, "needs ssh_key"),
+        ({"repository_url": "relative/r.git"}, "is not a git URL"),
         ({"repository_url": "git@h:r.git", "password": "pass-1234"}, "logs in with ssh_key, not"),
         ({"repository_url": "/r.git", "timeout_s": 0}, "its timeout_s 0 must be a positive"),
     ],

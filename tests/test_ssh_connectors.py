@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import line_of, wait_until, write_flow
+from conftest import line_of, wait_until
+from handler_flows import flow, run, source
 from local_sshd import LocalSshd, keygen, make_password_user, running_sshd
 
 import flowrt
@@ -31,21 +31,6 @@ def sshd(tmp_path: Path) -> Iterator[LocalSshd]:
 @pytest.fixture(scope="module")
 def password_user() -> tuple[str, str]:
     return make_password_user()
-
-
-def source(body: str) -> str:
-    """The source of a flow whose handler is `body`."""
-    head = "import flow_api\nimport flowrt.errors\n\n\ndef handler(system, this):\n"
-    return head + textwrap.indent(textwrap.dedent(body), "    ")
-
-
-def flow(tmp_path: Path, body: str, name: str = "flow") -> str:
-    """A flow file whose handler is `body`."""
-    return write_flow(tmp_path, source(body), name)
-
-
-def run(tmp_path: Path, body: str, inputs: dict[str, Any] | None = None) -> flowrt.Handle:
-    return flowrt.start(flow(tmp_path, body), inputs or {}).wait(60)
 
 
 def cli_ok(*args: str) -> str:

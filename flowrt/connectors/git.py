@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import shutil
 import signal
@@ -22,13 +21,13 @@ from flowrt.connectors.hostkeys import parse_host_keys
 from flowrt.connectors.masking import mask_url
 from flowrt.connectors.ssh import positive_seconds, private_key
 from flowrt.errors import ConnectorError, InvalidCallError
+from flowrt.values import check_name
 
 DEFAULT_REF = "develop"  # Cloudomation's default ref
 TIMEOUT_S = 300.0  # seconds one git command may take (a clone of a large repository)
 MAX_LOG = 20  # commits `log` returns unless the call asks for another number
 AUTHOR = ("flowrt", "flowrt@localhost")  # who commits when the call names nobody
 _SCHEMES = ("https", "http", "ssh", "git", "file")
-_SCP_LIKE = re.compile(r"^[^\s/:@]+@[^\s/:]+:\S")  # user@host:path, as ssh and git write it
 _FIELDS = ("commit_sha", "short_sha", "author_name", "author_email")
 _FORMAT = "%H%x1f%h%x1f%an%x1f%ae%x1f%cI%x1f%ct%x1f%B"
 _TAKES = {
@@ -164,11 +163,11 @@ class GitConnector(Connector):
         if target is None:
             return [{"name": path, "content": as_content(contents[oid])} for path, oid in blobs]
         records = FileRecords(self.store, self.name)
-        stored = []
-        for path, oid in blobs:
-            name = f"{target.strip('/')}/{path}"
-            records.write(name, contents[oid])
-            stored.append({"name": path, "file": name})
+        stored = [{"name": path, "file": f"{target.strip('/')}/{path}"} for path, _ in blobs]
+        for record in stored:  # every name checked before the first file is written
+            check_name(f"connect({self.name!r})", "the file name", record["file"])
+        for record, (_, oid) in zip(stored, blobs, strict=True):
+            records.write(record["file"], contents[oid])
         return stored
 
     def _log(self, repo: _Repo, sha: str, count: int) -> list[dict[str, Any]]:
@@ -382,11 +381,15 @@ class _Repo:
         inside = os.path.realpath(target).startswith(os.path.realpath(self.path) + os.sep)
         if not inside or target.is_symlink():
             raise InvalidCallError(f"{call}: {path!r} leads through a symbolic link")
-        if content is None:
-            target.unlink(missing_ok=True)
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(to_bytes(call, f"files[{path!r}]", content))
+        data = None if content is None else to_bytes(call, f"files[{path!r}]", content)
+        try:
+            if data is None:
+                target.unlink(missing_ok=True)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+        except OSError as error:  # say, the path names a folder of the repository
+            raise InvalidCallError(f"{call}: cannot write {path!r}: {error.strerror}") from None
         return "/".join(parts)
 
 
@@ -398,7 +401,7 @@ def _remote(config: dict[str, Any]) -> _Remote:
     for field, value in (("username", username), ("password", password)):
         if value is not None and not isinstance(value, str):
             raise ValueError(f"its {field} must be a text, not {type(value).__name__}")
-    if _SCP_LIKE.match(url):
+    if "://" not in url and ":" in url.split("/", 1)[0]:  # [user@]host:path, as git reads it
         return _Remote(url, None, None, True)
     if url.startswith("/"):
         return _Remote(url, username, password, False)
@@ -412,7 +415,7 @@ def _remote(config: dict[str, Any]) -> _Remote:
             f"its repository_url {mask_url(url)!r} is not a git URL (https://host/repo.git, "
             "ssh://user@host/repo.git, user@host:repo.git or /path/to/repo.git)"
         )
-    if parts.scheme in ("ssh", "git") or parts.scheme == "file":
+    if parts.scheme in ("ssh", "git", "file"):
         return _Remote(url, None, None, parts.scheme == "ssh")
     if parts.username or parts.password:
         if username or password:

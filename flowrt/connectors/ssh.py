@@ -90,7 +90,15 @@ class SshConnector(Connector):
             )
         encoding = _encoding(self.name, params.get("encoding", "utf-8"))
         with self.session() as client:
-            retcode, stdout, stderr, report = self._run(client, script, float(timeout_s))
+            try:
+                retcode, stdout, stderr, report = self._run(client, script, float(timeout_s))
+            except (OSError, EOFError, paramiko.SSHException) as error:  # the link broke
+                raise ConnectorError(
+                    self.masked(
+                        f"connector {self.name!r}: running the script on {self.where} failed: "
+                        f"{type(error).__name__}: {error}"
+                    )
+                ) from None
         out, err, both = (
             self.masked(b.decode(encoding, "replace")) for b in (stdout, stderr, report)
         )
