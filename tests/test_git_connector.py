@@ -111,8 +111,10 @@ def test_get_with_files_path_stores_the_files_as_flowrt_files(
         tmp_path,
         """
         out = this.connect('repo', command='get', files_path='checkout').get('output_value')
+        this.connect('repo', command='get', repository_path='old-name/', ref='feature')
         this.save(output_value={'files': out['files'],
-                                'yaml': system.file('checkout/conf/app.yaml').get('content')})
+                                'yaml': system.file('checkout/conf/app.yaml').get('content'),
+                                'extra': system.file('old-name/extra.txt').get('content')})
         """,
     )
 
@@ -123,6 +125,7 @@ def test_get_with_files_path_stores_the_files_as_flowrt_files(
         {"name": "conf/app.yaml", "file": "checkout/conf/app.yaml"},
     ]
     assert record.outputs["yaml"] == "name: demo\n"
+    assert record.outputs["extra"] == "only on feature\n"
 
 
 COMMIT = """
@@ -261,6 +264,8 @@ def test_a_push_the_repository_refuses_fails_with_what_it_said(
         ("command='get', message='x'", "command='get') takes no 'message'"),
         ("command='get', ref='--upload-pack=touch /tmp/x'", "ref must be a branch, tag"),
         ("command='log', max_count=0", "max_count must be a whole number above 0"),
+        ("command='get', files_path='a', repository_path='b'", "files_path or its older name"),
+        ("command='get', files_path='/'", "files_path must name a folder of flowrt files"),
         ("command='commit', files={}, message='m'", "needs files={'path/in/repo'"),
         ("command='commit', files={'a': 'b'}", "needs message='...'"),
         ("command='commit', files={'../up': 'b'}, message='m'", "'../up' is not a path inside"),
