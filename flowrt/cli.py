@@ -7,6 +7,7 @@ import sys
 import time
 from dataclasses import asdict
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -16,6 +17,7 @@ from flowrt import cli_fix
 from flowrt.cli_messages import messages, respond
 from flowrt.cli_stats import stats
 from flowrt.client import Client, Handle, default_client, shutdown
+from flowrt.connectors.base import connector_types
 from flowrt.connectors.masking import mask_config
 from flowrt.embedded import pin_hash_seed
 from flowrt.errors import FlowrtError
@@ -338,11 +340,25 @@ def connector() -> None:
 
 @connector.command("set")
 @click.argument("name")
-@click.option("--type", "type_", type=click.Choice(["sql", "rest"]), required=True)
+@click.option("--type", "type_", type=click.Choice(sorted(connector_types())), required=True)
 @click.option("--url", help="sql: SQLAlchemy URL.")
 @click.option("--base-url", help="rest: base URL.")
 @click.option("--header", "headers", multiple=True, help="rest: KEY=VALUE sent on every call.")
 @click.option("--timeout", "timeout_s", type=float, help="rest: seconds per call.")
+@click.option(
+    "--set",
+    "fields",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Any field of the type (git, ssh, scp: hostname=..., port=22); VALUE is JSON or text.",
+)
+@click.option(
+    "--set-file",
+    "file_fields",
+    multiple=True,
+    metavar="KEY=PATH",
+    help="A field read from a file (its last line break dropped): key=~/.ssh/id_ed25519.",
+)
 def connector_set(
     name: str,
     type_: str,
@@ -350,11 +366,20 @@ def connector_set(
     base_url: str | None,
     headers: tuple[str, ...],
     timeout_s: float | None,
+    fields: tuple[str, ...],
+    file_fields: tuple[str, ...],
 ) -> None:
     """Create or replace connector NAME."""
     options: dict[str, Any] = {"url": url, "base_url": base_url, "timeout_s": timeout_s}
     if headers:
         options["headers"] = {k: str(v) for k, v in _parse_inputs(headers).items()}
+    options |= _parse_inputs(fields)
+    for key, path in (pair.partition("=")[::2] for pair in file_fields):
+        try:
+            options[key] = Path(path).expanduser().read_text().rstrip("\r\n")
+        except (OSError, ValueError) as error:
+            hint = "--set-file"
+            raise click.BadParameter(f"cannot read {path!r}: {error}", param_hint=hint) from None
     _client().set_connector(name, type_, **{k: v for k, v in options.items() if v is not None})
     click.echo(f"connector {name} ({type_}) saved")
 

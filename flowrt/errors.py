@@ -349,6 +349,24 @@ class HttpStatusError(ConnectorError):
         )
 
 
+class RemoteCommandError(ConnectorError):
+    """Raised when a script run over SSH exits with a status other than 0."""
+
+    def __init__(self, connector: str, where: str, retcode: int, stdout: str, stderr: str) -> None:
+        super().__init__(connector, where, retcode, stdout, stderr)
+        self.connector, self.where = connector, where
+        self.retcode, self.stdout, self.stderr = retcode, stdout, stderr
+
+    def __str__(self) -> str:
+        said = (self.stderr.strip() or self.stdout.strip())[-500:]
+        return (
+            f"connector {self.connector!r}: the script on {self.where} exited with "
+            f"{self.retcode}"
+            + (f": {said}" if said else "")
+            + "; pass raise_for_retcode=False to get its output regardless"
+        )
+
+
 # --- signals: derive from BaseException so that `except Exception` in a flow cannot swallow them
 
 

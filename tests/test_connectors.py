@@ -494,7 +494,11 @@ def test_a_connector_configured_after_the_failure_lets_a_restore_finish_the_exec
         ("sql", {}, "a sql connector needs url"),
         ("sql", {"url": ""}, "a sql connector needs url"),
         ("rest", {}, "a rest connector needs base_url"),
-        ("ftp", {"url": "ftp://example.org"}, "unknown connector type 'ftp'; use one of rest, sql"),
+        (
+            "ftp",
+            {"url": "ftp://example.org"},
+            "unknown connector type 'ftp'; use one of git, rest, scp, sql, ssh",
+        ),
         ("sql", {"url": "sqlite://", "pool": 5}, "a sql connector takes no pool; it takes url"),
         (
             "rest",

@@ -25,6 +25,7 @@ class Connector(abc.ABC):
     required: ClassVar[tuple[str, ...]] = ()
     optional: ClassVar[tuple[str, ...]] = ()
     call_params: ClassVar[tuple[str, ...]] = ()
+    store: Store | None = None  # set by `Connectors`: the flowrt files some types read and write
 
     def __init__(self, name: str, config: dict[str, Any]) -> None:
         self.name, self.config = name, config
@@ -70,10 +71,16 @@ class Connector(abc.ABC):
 
 def connector_types() -> dict[str, type[Connector]]:
     """Connector classes by type name."""
+    from flowrt.connectors.git import GitConnector
     from flowrt.connectors.rest import RestConnector
+    from flowrt.connectors.scp import ScpConnector
     from flowrt.connectors.sql import SqlConnector
+    from flowrt.connectors.ssh import SshConnector
 
-    return {cls.type_name: cls for cls in (SqlConnector, RestConnector)}
+    return {
+        cls.type_name: cls
+        for cls in (SqlConnector, RestConnector, GitConnector, SshConnector, ScpConnector)
+    }
 
 
 def check_config(name: str, type_name: str, config: dict[str, Any]) -> dict[str, Any]:
@@ -119,6 +126,7 @@ class Connectors:
             if known is not None and known[0] == config:
                 return known[1]
             connector = _build(name, config)
+            connector.store = self._store
             if known is not None:
                 known[1].close()
             self._built[name] = (config, connector)

@@ -14,7 +14,9 @@ _USERINFO = re.compile(r"^(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@?#]*:)(?P<pas
 _MIN_TOKEN_CHARS = 8  # parts of a secret header's value masked on their own from this length
 # Header and query parameter names whose values are credentials (matched as parts of a name).
 _SECRET_WORDS = ("auth", "token", "key", "secret", "passw", "pwd", "cookie", "session", "cred")
-_URL_FIELDS = ("url", "base_url")
+_URL_FIELDS = ("url", "base_url", "repository_url")
+# Configuration fields whose names look secret ("key") but hold public keys, shown as they are.
+_PUBLIC_FIELDS = ("hostkey", "ssh_hostkey")
 
 
 def is_secret_name(name: str) -> bool:
@@ -46,6 +48,8 @@ def mask_config(config: dict[str, Any]) -> dict[str, Any]:
     for field in _URL_FIELDS:
         if isinstance(shown.get(field), str):
             shown[field] = mask_url(shown[field])
+    for field in _secret_fields(shown):
+        shown[field] = MASK
     headers = shown.get("headers")
     if isinstance(headers, dict):
         shown["headers"] = {
@@ -71,6 +75,7 @@ def secrets_of(config: dict[str, Any]) -> list[str]:
                 found.append(parts.password)
         except ValueError:
             found.append(url)
+    found += [config[field] for field in _secret_fields(config)]
     headers = config.get("headers")
     if isinstance(headers, dict):
         for name, value in headers.items():
@@ -78,6 +83,18 @@ def secrets_of(config: dict[str, Any]) -> list[str]:
                 found += _credentials_in(str(value))
     spellings = {form for secret in found for form in (secret, unquote(secret), quote(secret))}
     return sorted((s for s in spellings if s), key=len, reverse=True)
+
+
+def _secret_fields(config: dict[str, Any]) -> list[str]:
+    # Credentials given as fields of their own: an SSH password or private key, a git token.
+    return [
+        field
+        for field, value in config.items()
+        if isinstance(value, str)
+        and value
+        and is_secret_name(field)
+        and field not in _PUBLIC_FIELDS + _URL_FIELDS
+    ]
 
 
 def _credentials_in(value: str) -> list[str]:
