@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flowrt.flow_api import exceptions
 from flowrt.flow_api.children import ChildExecution, ChildRef, ReturnWhen
+from flowrt.flow_api.connections import ConnectionExecution
 from flowrt.flow_api.exceptions import (
     AnswerTooLargeError,
     ConnectorConfigError,
@@ -25,9 +26,10 @@ from flowrt.flow_api.exceptions import (
     ScriptError,
     SerializationError,
     UnstorableValueError,
+    UnsupportedConnectionError,
 )
 from flowrt.flow_api.execution import ConnectorResult, Execution, SavepointInfo
-from flowrt.flow_api.system import File, Setting, System
+from flowrt.flow_api.system import Connection, File, Setting, System
 
 __all__ = [
     "exceptions",
@@ -49,8 +51,11 @@ __all__ = [
     "ScriptError",
     "SerializationError",
     "UnstorableValueError",
+    "UnsupportedConnectionError",
     # the objects a flow is handed
     "ChildExecution",
+    "Connection",
+    "ConnectionExecution",
     "ConnectorResult",
     "Execution",
     "File",

@@ -20,6 +20,7 @@ from flowrt.errors import (
     ScriptError,
     SerializationError,
     UnstorableValueError,
+    UnsupportedConnectionError,
 )
 
 __all__ = [
@@ -39,4 +40,5 @@ __all__ = [
     "ScriptError",
     "SerializationError",
     "UnstorableValueError",
+    "UnsupportedConnectionError",
 ]
