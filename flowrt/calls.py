@@ -65,14 +65,24 @@ def capture(
     *,
     label: str | None = None,
     with_variables: bool = True,
+    known_secrets: list[str] | None = None,
 ) -> Call:
-    """Describe the call `name(*args, **kwargs)` the flow compiled as `filename` is making now."""
+    """Describe the call `name(*args, **kwargs)` the flow compiled as `filename` is making now.
+
+    `known_secrets`, the credentials this execution's calls were given so far, are masked in
+    what describes the call and in its variables; the credentials of this call are added.
+    """
     frame = _flow_frame(filename)
     line = frame.f_lineno if frame is not None else 0
-    secrets = secrets_of(kwargs) if name in _SECRET_CALLS else []
+    secrets = known_secrets if known_secrets is not None else []
+    if name in _SECRET_CALLS:
+        # Kept for the execution's later calls too: their variables may still hold them.
+        learned = set(secrets_of(kwargs)) - set(secrets)
+        if learned:
+            secrets[:] = sorted({*secrets, *learned}, key=len, reverse=True)
     variables = _variables(frame, secrets) if with_variables and frame is not None else None
     call = Call(name, args, kwargs, line, digest(name, args, kwargs), label, variables)
-    call.secrets = secrets
+    call.secrets = list(secrets)
     return call
 
 

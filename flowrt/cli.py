@@ -14,6 +14,7 @@ import click
 from config import SettingsError
 from flowrt.cli_stats import stats
 from flowrt.client import Client, Handle, default_client, shutdown
+from flowrt.connectors.base import connector_types
 from flowrt.connectors.masking import mask_config
 from flowrt.embedded import pin_hash_seed
 from flowrt.errors import FlowrtError
@@ -315,11 +316,22 @@ def connector() -> None:
 
 @connector.command("set")
 @click.argument("name")
-@click.option("--type", "type_", type=click.Choice(["sql", "rest"]), required=True)
+@click.option(
+    "--type",
+    "type_",
+    type=click.Choice(sorted(connector_types()), case_sensitive=False),
+    required=True,
+)
 @click.option("--url", help="sql: SQLAlchemy URL.")
 @click.option("--base-url", help="rest: base URL.")
 @click.option("--header", "headers", multiple=True, help="rest: KEY=VALUE sent on every call.")
 @click.option("--timeout", "timeout_s", type=float, help="rest: seconds per call.")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    help="Any setting as KEY=VALUE (JSON or text): smtp_host=...",
+)
 def connector_set(
     name: str,
     type_: str,
@@ -327,11 +339,13 @@ def connector_set(
     base_url: str | None,
     headers: tuple[str, ...],
     timeout_s: float | None,
+    params: tuple[str, ...],
 ) -> None:
     """Create or replace connector NAME."""
     options: dict[str, Any] = {"url": url, "base_url": base_url, "timeout_s": timeout_s}
     if headers:
         options["headers"] = {k: str(v) for k, v in _parse_inputs(headers).items()}
+    options.update(_parse_inputs(params))
     _client().set_connector(name, type_, **{k: v for k, v in options.items() if v is not None})
     click.echo(f"connector {name} ({type_}) saved")
 
