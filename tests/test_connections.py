@@ -53,6 +53,12 @@ def shown_of(handle: Handle) -> str:
     return "\n".join(parts)
 
 
+def replays(client: Client) -> int:
+    """How many calls the in-process worker answered from a journal while loading executions."""
+    runtimes = client.app.flowrt_runtimes.values()  # type: ignore[attr-defined]
+    return sum(runtime.stats["replayed_calls"] for runtime in runtimes)
+
+
 def run(tmp_path: Path, source: str, inputs: dict | None = None) -> Handle:
     return flowrt.start(write_flow(tmp_path, textwrap.dedent(source)), inputs or {}).wait(60)
 
@@ -376,9 +382,10 @@ def handler(system, this, inputs):
 
 
 def test_a_replayed_step_answers_connections_from_the_journal_without_calling_again(
-    client: Client, flowrt_env: object, http: RecordingServer, tmp_path: Path
+    flowrt_env: object, http: RecordingServer, tmp_path: Path
 ) -> None:
     flowrt_env(FLOWRT_SLEEP_MAX_SECONDS="0.3")  # type: ignore[operator]
+    client = flowrt.default_client()  # built with that setting
     http.script("/once", Reply(200, {"n": 1}), Reply(200, {"n": 2}))
     http.script("/fails", Reply(500, b"down"), Reply(200, {"ok": True}))
 
@@ -394,6 +401,7 @@ def test_a_replayed_step_answers_connections_from_the_journal_without_calling_ag
     }
     # One request each: the woken execution replayed them from its journal.
     assert [s.path for s in http.seen] == ["/once", "/fails", "/later"]
+    assert replays(client) >= 3
 
 
 # --- credentials given inline are masked ---------------------------------------------------------
@@ -513,7 +521,7 @@ def test_inline_connections_run_on_real_workers_that_replay_every_step(
     workers.env["FLOWRT_LIVE_MAX"] = "0"  # every step replays
     workers.start("alpha")
     workers.start("beta")
-    http.script("/gone", Reply(404, b"nothing"))
+    http.script("/gone", Reply(404, f"nothing for {PASSWORD}".encode()))  # echoes it
     client.set_setting("pw", PASSWORD)
 
     source = textwrap.dedent("""\
@@ -527,16 +535,60 @@ def test_inline_connections_run_on_real_workers_that_replay_every_step(
                 got = this.task('REST', url=base + '/count/' + str(n), name='n' + str(n),
                                 password=pw, username='robot')
                 total += got.get('output_value')['status_code']
-            gone = this.task('REST', url=base + '/gone', wait=system.return_when.ALL_ENDED)
+            gone = this.task('REST', url=base + '/gone', wait=system.return_when.ALL_ENDED,
+                             password=pw, username='robot')
             this.save(output_value={'total': total, 'gone': gone.get('status')})
+            this.log(gone.get('message'))
+            this.task('REST', url=base + '/gone', password=pw, username='robot')
             return this.success('done')
     """)
     handle = flowrt.start(write_flow(tmp_path, source), {"base": http.base_url}).wait(120)
 
     record = handle.record()
-    assert record.status is Status.ENDED_SUCCESS, record.error
+    assert record.status is Status.ENDED_ERROR
+    assert "answered 404: nothing for ***" in (record.message or "")
     assert record.outputs == {"total": 1000, "gone": "ENDED_ERROR"}
     # Every step replayed the calls before it, yet each URL was called exactly once.
-    assert [s.path for s in http.seen] == [f"/count/{n}" for n in range(5)] + ["/gone"]
-    assert all(s.headers["authorization"].startswith("Basic ") for s in http.seen[:5])
-    assert PASSWORD not in json.dumps([sp.variables for sp in handle.savepoints()])
+    assert [s.path for s in http.seen] == [f"/count/{n}" for n in range(5)] + ["/gone"] * 2
+    assert all(s.headers["authorization"].startswith("Basic ") for s in http.seen)
+    shown = json.dumps([sp.variables for sp in handle.savepoints()]) + workers.logs()
+    shown += "".join(log.message for log in handle.logs()) + (record.error or "")
+    assert "nothing for ***" in shown
+    assert PASSWORD not in shown
+
+
+DIVERGING_FLOW = """\
+import flow_api
+from pathlib import Path
+
+def handler(system, this, inputs):
+    password = system.setting('pw').get('value')
+    where = Path(inputs['switch']).read_text()  # read outside the journal: replay differs
+    url = inputs['base'].replace('://', '://robot:' + password + '@') + '/' + where
+    this.task('REST', url=url, password=password)  # diverges
+    end = this.save_dump('end')
+    if end.restored == 0:
+        this.error('first attempt')
+    return this.success('unreachable')
+"""
+
+
+def test_a_divergence_at_an_inline_connection_shows_the_call_with_credentials_masked(
+    client: Client, http: RecordingServer, tmp_path: Path
+) -> None:
+    client.set_setting("pw", PASSWORD)
+    switch = tmp_path / "switch.txt"
+    switch.write_text("first")
+    handle = run(tmp_path, DIVERGING_FLOW, {"base": http.base_url, "switch": str(switch)})
+    assert handle.status is Status.ENDED_ERROR
+
+    switch.write_text("second")
+    handle.restore("end", by="name").wait(60)
+
+    record = handle.record()
+    assert record.status is Status.ENDED_ERROR
+    assert "replay diverged" in (record.error or "")
+    assert "connect(None, connector_type='REST', url='http://robot:***@" in (record.error or "")
+    assert "password='***'" in (record.error or "")
+    assert PASSWORD not in shown_of(handle)
+    assert [s.path for s in http.seen] == ["/first"]  # the diverged call was not made

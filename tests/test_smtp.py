@@ -21,7 +21,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from conftest import line_of, write_flow
-from test_connections import shown_of
+from test_connections import replays, shown_of
 
 import flowrt
 from flowrt.client import Client
@@ -325,3 +325,30 @@ def test_the_cli_stores_an_smtp_connector_and_lists_it_without_its_password(
         timeout=120,
     )
     assert refused.returncode == 2 and "needs smtp_host" in refused.stderr
+
+
+REPLAYED_FLOW = """\
+import flow_api
+
+def handler(system, this, inputs):
+    sent = this.task('SMTP', smtp_host='127.0.0.1', smtp_port=inputs['port'], use_tls=False,
+                     to='ops@example.org', subject='once', text='only once',
+                     **{'from': 'robot@example.org'})
+    this.sleep(1.5)  # longer than FLOWRT_SLEEP_MAX_SECONDS: unloaded, then replayed on waking
+    this.save(output_value={'id': sent.get('output_value')['message_id']})
+    return this.success('sent once')
+"""
+
+
+def test_a_replayed_step_does_not_send_the_mail_again(
+    flowrt_env: Any, mail: MailServer, tmp_path: Path
+) -> None:
+    flowrt_env(FLOWRT_SLEEP_MAX_SECONDS="0.3")
+    client = flowrt.default_client()  # built with that setting
+
+    handle = flowrt.start(write_flow(tmp_path, REPLAYED_FLOW), {"port": mail.port}).wait(60)
+
+    assert handle.status is Status.ENDED_SUCCESS, handle.record().error
+    [got] = mail.received
+    assert handle.outputs == {"id": got.message["Message-ID"]}
+    assert replays(client) >= 1  # the woken execution answered its task from the journal
