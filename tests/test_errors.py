@@ -39,6 +39,7 @@ SAMPLES: list[BaseException] = [
     errors.ConnectorNotFoundError("crm"),
     errors.ConnectorConfigError("crm", "its base_url 'x' is not an http(s) URL"),
     errors.HttpStatusError("post", "http://x/y", 500, "down"),
+    errors.UnsupportedConnectionError("GOOGLE", "REST, SMTP, SQL"),
     errors.DispatchError("id", "OperationalError: Connection refused"),
     errors.ForeignThreadError("setting.get", "ThreadPoolExecutor-0_0"),
 ]
@@ -94,6 +95,7 @@ FLOW_CAUSED = [
     errors.ConnectorNotFoundError,
     errors.ConnectorConfigError,
     errors.HttpStatusError,
+    errors.UnsupportedConnectionError,
 ]
 
 
