@@ -592,3 +592,35 @@ def test_a_divergence_at_an_inline_connection_shows_the_call_with_credentials_ma
     assert "password='***'" in (record.error or "")
     assert PASSWORD not in shown_of(handle)
     assert [s.path for s in http.seen] == ["/first"]  # the diverged call was not made
+
+
+SQL_FLOW = """\
+import flow_api
+
+def handler(system, this, inputs):
+    this.task('SQL', url=inputs['url'], execute='CREATE TABLE t (n INTEGER)')
+    this.connect(connector_type='sql', url=inputs['url'],
+                 execute='INSERT INTO t VALUES (:n)', params={'n': 7})
+    rows = this.task('Sql', {'url': inputs['url'], 'fetch': 'SELECT n FROM t'})
+    try:
+        this.task('SQL', url='nosuchdb+x://robot:' + inputs['pw'] + '@h/db', fetch='SELECT 1')
+    except flow_api.InvalidCallError as error:
+        refused = str(error)
+    this.save(output_value={'rows': rows.get('output_value')['result'], 'refused': refused})
+    return this.success('sql')
+"""
+
+
+def test_an_inline_sql_connection_runs_on_a_url_given_in_the_call(
+    client: Client, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'inline.db'}"
+
+    handle = run(tmp_path, SQL_FLOW, {"url": url, "pw": PASSWORD})
+
+    record = handle.record()
+    assert record.status is Status.ENDED_SUCCESS, record.error
+    assert record.outputs["rows"] == [{"n": 7}]
+    refused = record.outputs["refused"]
+    assert "SQL connection" in refused and "robot:***@h/db" in refused
+    assert PASSWORD not in refused

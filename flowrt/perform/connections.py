@@ -19,7 +19,7 @@ _HINT = (
 
 
 @performer("connect", reaches_out=True)
-def _connect(context: StepContext, connector: str | None, **params: Any) -> Result:
+def _connect(context: StepContext, connector: str | None, /, **params: Any) -> Result:
     """Perform one connection: with the stored connector `connector`, or (None) inline with
     `connector_type=` and its parameters. Inline connectors live for this call only."""
     secrets = secrets_of(params)
