@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from conftest import line_of, write_flow
-from test_connections import replays, shown_of
+from conftest import line_of
+from test_connections import replays, run, shown_of
 
 import flowrt
 from flowrt.client import Client
@@ -129,7 +129,7 @@ def handler(system, this, inputs):
 def test_an_inline_smtp_task_delivers_one_mail_with_its_headers_text_and_html(
     client: Client, mail: MailServer, tmp_path: Path
 ) -> None:
-    handle = flowrt.start(write_flow(tmp_path, INLINE_FLOW), {"port": mail.port}).wait(60)
+    handle = run(tmp_path, INLINE_FLOW, {"port": mail.port})
 
     record = handle.record()
     assert record.status is Status.ENDED_SUCCESS, record.error
@@ -185,7 +185,7 @@ def test_a_stored_smtp_connector_logs_in_with_its_password_and_sends(
         **{"from": "robot@example.org"},
     )
 
-    handle = flowrt.start(write_flow(tmp_path, STORED_FLOW)).wait(60)
+    handle = run(tmp_path, STORED_FLOW)
 
     assert handle.status is Status.ENDED_SUCCESS, handle.record().error
     assert guarded_mail.logins == [("robot", True)]
@@ -223,7 +223,7 @@ def test_a_refused_login_fails_catchably_and_never_shows_the_password(
     client.set_setting("port", guarded_mail.port)
 
     with caplog.at_level(logging.DEBUG):
-        handle = flowrt.start(write_flow(tmp_path, REFUSED_FLOW)).wait(60)
+        handle = run(tmp_path, REFUSED_FLOW)
 
     record = handle.record()
     assert record.status is Status.ENDED_ERROR
@@ -268,7 +268,7 @@ def handler(system, this, inputs):
 def test_bad_mail_parameters_are_catchable_errors_and_send_nothing(
     client: Client, mail: MailServer, tmp_path: Path
 ) -> None:
-    handle = flowrt.start(write_flow(tmp_path, BAD_MAIL_FLOW), {"port": mail.port}).wait(60)
+    handle = run(tmp_path, BAD_MAIL_FLOW, {"port": mail.port})
 
     record = handle.record()
     assert record.status is Status.ENDED_SUCCESS, record.error
@@ -284,19 +284,21 @@ def test_bad_mail_parameters_are_catchable_errors_and_send_nothing(
     assert mail.received == []
 
 
+def flowrt_cli(*arguments: str) -> subprocess.CompletedProcess[str]:
+    """Run the `flowrt` command with this test's settings."""
+    return subprocess.run(
+        [str(FLOWRT), *arguments], env=dict(os.environ), capture_output=True, text=True, timeout=120
+    )
+
+
 def test_the_cli_stores_an_smtp_connector_and_lists_it_without_its_password(
     client: Client, tmp_path: Path
 ) -> None:
-    env = dict(os.environ)
     params = ["smtp_host=mail.example.org", "smtp_port=587", "login=robot", f"password={PASSWORD}"]
-    done = subprocess.run(
-        [str(FLOWRT), "connector", "set", "mail", "--type", "SMTP"]
-        + [arg for param in params for arg in ("--param", param)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    options = [arg for param in params for arg in ("--param", param)]
+
+    done = flowrt_cli("connector", "set", "mail", "--type", "SMTP", *options)
+
     assert done.returncode == 0, done.stderr
     [record] = client.list_named("connector")
     assert record.value == {
@@ -306,24 +308,12 @@ def test_the_cli_stores_an_smtp_connector_and_lists_it_without_its_password(
         "login": "robot",
         "password": PASSWORD,
     }
-    listed = subprocess.run(
-        [str(FLOWRT), "connector", "list", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    listed = flowrt_cli("connector", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     assert PASSWORD not in listed.stdout + listed.stderr
     [shown] = json.loads(listed.stdout)
     assert shown["value"]["password"] == "***" and shown["value"]["login"] == "robot"
-    refused = subprocess.run(
-        [str(FLOWRT), "connector", "set", "bad", "--type", "smtp", "--param", "smtp_port=25"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    refused = flowrt_cli("connector", "set", "bad", "--type", "smtp", "--param", "smtp_port=25")
     assert refused.returncode == 2 and "needs smtp_host" in refused.stderr
 
 
@@ -346,7 +336,7 @@ def test_a_replayed_step_does_not_send_the_mail_again(
     flowrt_env(FLOWRT_SLEEP_MAX_SECONDS="0.3")
     client = flowrt.default_client()  # built with that setting
 
-    handle = flowrt.start(write_flow(tmp_path, REPLAYED_FLOW), {"port": mail.port}).wait(60)
+    handle = run(tmp_path, REPLAYED_FLOW, {"port": mail.port})
 
     assert handle.status is Status.ENDED_SUCCESS, handle.record().error
     [got] = mail.received
