@@ -8,6 +8,7 @@ import types
 from dataclasses import dataclass, field
 from typing import Any
 
+from flowrt.connectors.masking import MASK, is_secret_name, mask_text, scrub, secrets_of
 from flowrt.fingerprint import fingerprint
 
 _MAX_VARIABLES = 16
@@ -16,6 +17,9 @@ _repr = reprlib.Repr()
 _repr.maxlevel, _repr.maxstring, _repr.maxother = 2, 48, 48
 _repr.maxlist, _repr.maxdict, _repr.maxtuple = 4, 4, 4
 _SKIPPED_TYPES = (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type)
+# Calls whose parameters may hold credentials (inline connections, connector records): what
+# describes them, and the variables stored with their savepoint, have those masked.
+_SECRET_CALLS = frozenset({"connect", "connection.save"})
 
 
 @dataclass
@@ -29,11 +33,12 @@ class Call:
     digest: bytes
     label: str | None = None
     variables: dict[str, str] | None = field(default=None, repr=False)
+    secrets: list[str] = field(default_factory=list, repr=False)
 
     def describe(self) -> str:
-        """`name(args…)` shortened for messages and Flower."""
-        parts = [_repr.repr(a) for a in self.args]
-        parts += [f"{k}={_repr.repr(v)}" for k, v in self.kwargs.items()]
+        """`name(args…)` shortened for messages and Flower, credentials masked."""
+        parts = [_shown(a, self.secrets) for a in self.args]
+        parts += [f"{k}={_shown(v, self.secrets, k)}" for k, v in self.kwargs.items()]
         text = f"{self.name}({', '.join(parts)})"
         return text if len(text) <= _MAX_ARGS_SHOWN else text[: _MAX_ARGS_SHOWN - 1] + "…)"
 
@@ -60,12 +65,25 @@ def capture(
     *,
     label: str | None = None,
     with_variables: bool = True,
+    known_secrets: list[str] | None = None,
 ) -> Call:
-    """Describe the call `name(*args, **kwargs)` the flow compiled as `filename` is making now."""
+    """Describe the call `name(*args, **kwargs)` the flow compiled as `filename` is making now.
+
+    `known_secrets`, the credentials this execution's calls were given so far, are masked in
+    what describes the call and in its variables; the credentials of this call are added.
+    """
     frame = _flow_frame(filename)
     line = frame.f_lineno if frame is not None else 0
-    variables = _variables(frame) if with_variables and frame is not None else None
-    return Call(name, args, kwargs, line, digest(name, args, kwargs), label, variables)
+    secrets = known_secrets if known_secrets is not None else []
+    if name in _SECRET_CALLS:
+        # Kept for the execution's later calls too: their variables may still hold them.
+        learned = set(secrets_of(kwargs)) - set(secrets)
+        if learned:
+            secrets[:] = sorted({*secrets, *learned}, key=len, reverse=True)
+    variables = _variables(frame, secrets) if with_variables and frame is not None else None
+    call = Call(name, args, kwargs, line, digest(name, args, kwargs), label, variables)
+    call.secrets = list(secrets)
+    return call
 
 
 # Calls whose arguments are output, not answers: replay checks only their name, since a log
@@ -97,7 +115,16 @@ def _flow_frame(filename: str) -> types.FrameType | None:
     return frame
 
 
-def _variables(frame: types.FrameType) -> dict[str, str]:
+def _shown(value: Any, secrets: list[str], name: str = "") -> str:
+    """A short repr of `value` with `secrets`, secret-named fields and URL passwords masked."""
+    if not secrets and isinstance(value, (int, float, bool, type(None))):
+        return _repr.repr(value)
+    if isinstance(value, (str, dict, list, tuple)):
+        value = scrub(value, secrets, name)
+    return mask_text(_repr.repr(value), secrets)
+
+
+def _variables(frame: types.FrameType, secrets: list[str]) -> dict[str, str]:
     from flowrt.flow_api import Execution, System
 
     shown: dict[str, str] = {}
@@ -108,7 +135,10 @@ def _variables(frame: types.FrameType) -> dict[str, str]:
             shown["…"] = "more variables not shown"
             break
         try:
-            shown[key] = _repr.repr(value)
+            if isinstance(value, (str, bytes)) and is_secret_name(key):
+                shown[key] = MASK  # `password = ...`, read from a setting, say
+            else:
+                shown[key] = _shown(value, secrets, key)
         except Exception as exc:
             shown[key] = f"<repr failed: {type(exc).__name__}>"
     return shown

@@ -340,7 +340,12 @@ def connector() -> None:
 
 @connector.command("set")
 @click.argument("name")
-@click.option("--type", "type_", type=click.Choice(sorted(connector_types())), required=True)
+@click.option(
+    "--type",
+    "type_",
+    type=click.Choice(sorted(connector_types()), case_sensitive=False),
+    required=True,
+)
 @click.option("--url", help="sql: SQLAlchemy URL.")
 @click.option("--base-url", help="rest: base URL.")
 @click.option("--header", "headers", multiple=True, help="rest: KEY=VALUE sent on every call.")

@@ -335,6 +335,20 @@ class ConnectorConfigError(ConnectorError):
         )
 
 
+class UnsupportedConnectionError(ConnectorError):
+    """Raised when a flow connects with a connection type flowrt has no connector for."""
+
+    def __init__(self, connection_type: str, supported: str) -> None:
+        super().__init__(connection_type, supported)
+        self.connection_type, self.supported = connection_type, supported
+
+    def __str__(self) -> str:
+        return (
+            f"connection type {self.connection_type!r} is not supported by flowrt (it runs no "
+            f"connector for it here); the supported types are {self.supported}"
+        )
+
+
 class HttpStatusError(ConnectorError):
     """Raised when a REST call answers with a status of 400 or above."""
 

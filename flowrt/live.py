@@ -98,6 +98,8 @@ class LiveExecution:
         self.step_expected_by = 0.0
         self.idle_since = 0.0  # time.monotonic() when it was parked waiting
         self.parent_id: str | None = None
+        # Credentials the flow gave its calls (inline connections): masked in what is shown.
+        self.secrets: list[str] = []
         self._journal = journal
         self._position = 0
         self.reads = ReadJournal(
@@ -280,7 +282,13 @@ class LiveExecution:
         self.reads.before_call()
         replaying = self._position < len(self._journal)
         call = capture(
-            name, args, kwargs, self.script.filename, with_variables=not replaying, **extra
+            name,
+            args,
+            kwargs,
+            self.script.filename,
+            with_variables=not replaying,
+            known_secrets=self.secrets,
+            **extra,
         )
         if replaying:
             entry = self._journal[self._position]

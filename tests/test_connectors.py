@@ -18,8 +18,11 @@ from conftest import LocalHttpServer, line_of, write_flow
 
 import flowrt
 from flowrt.client import Client
+from flowrt.connectors.base import connector_types
 from flowrt.errors import ConnectorError
 from flowrt.status import Status
+
+TYPES = connector_types()
 
 # --- a real HTTP server on loopback ------------------------------------------------------------
 
@@ -497,7 +500,8 @@ def test_a_connector_configured_after_the_failure_lets_a_restore_finish_the_exec
         (
             "ftp",
             {"url": "ftp://example.org"},
-            "unknown connector type 'ftp'; use one of git, rest, scp, sql, ssh",
+            "connection type 'FTP' is not supported by flowrt (it runs no connector for it "
+            "here); the supported types are " + ", ".join(sorted(t.upper() for t in TYPES)),
         ),
         ("sql", {"url": "sqlite://", "pool": 5}, "a sql connector takes no pool; it takes url"),
         (

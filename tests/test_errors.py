@@ -40,6 +40,7 @@ SAMPLES: list[BaseException] = [
     errors.ConnectorConfigError("crm", "its base_url 'x' is not an http(s) URL"),
     errors.HttpStatusError("post", "http://x/y", 500, "down"),
     errors.RemoteCommandError("box", "root@host:22", 3, "out", "disk full"),
+    errors.UnsupportedConnectionError("GOOGLE", "REST, SMTP, SQL"),
     errors.DispatchError("id", "OperationalError: Connection refused"),
     errors.ForeignThreadError("setting.get", "ThreadPoolExecutor-0_0"),
     errors.TimeoutExceededError("x"),
@@ -104,6 +105,7 @@ FLOW_CAUSED = [
     errors.TimeoutExceededError,
     errors.MessageResponseTimeoutError,
     errors.SchemaValidationError,
+    errors.UnsupportedConnectionError,
 ]
 
 

@@ -2,6 +2,14 @@
 
 from flowrt.connectors.base import Connector, Connectors, check_config
 from flowrt.connectors.rest import RestConnector
+from flowrt.connectors.smtp import SmtpConnector
 from flowrt.connectors.sql import SqlConnector
 
-__all__ = ["Connector", "Connectors", "RestConnector", "SqlConnector", "check_config"]
+__all__ = [
+    "Connector",
+    "Connectors",
+    "RestConnector",
+    "SmtpConnector",
+    "SqlConnector",
+    "check_config",
+]

@@ -12,6 +12,7 @@ from flowrt.errors import (
     ConnectorError,
     ConnectorNotFoundError,
     InvalidCallError,
+    UnsupportedConnectionError,
 )
 from flowrt.storage.base import Store
 
@@ -70,28 +71,35 @@ class Connector(abc.ABC):
 
 
 def connector_types() -> dict[str, type[Connector]]:
-    """Connector classes by type name."""
+    """Connector classes by type name (lower case)."""
     from flowrt.connectors.git import GitConnector
     from flowrt.connectors.rest import RestConnector
     from flowrt.connectors.scp import ScpConnector
+    from flowrt.connectors.smtp import SmtpConnector
     from flowrt.connectors.sql import SqlConnector
     from flowrt.connectors.ssh import SshConnector
 
-    return {
-        cls.type_name: cls
-        for cls in (SqlConnector, RestConnector, GitConnector, SshConnector, ScpConnector)
-    }
+    classes = (SqlConnector, RestConnector, SmtpConnector, GitConnector, SshConnector, ScpConnector)
+    return {cls.type_name: cls for cls in classes}
+
+
+def connector_class(type_name: object) -> type[Connector]:
+    """The connector class of `type_name`, in any case ('REST' is 'rest');
+    raises `UnsupportedConnectionError` for a type flowrt has no connector for."""
+    types = connector_types()
+    found = types.get(type_name.lower()) if isinstance(type_name, str) else None
+    if found is None:
+        shown = type_name.upper() if isinstance(type_name, str) else repr(type_name)
+        raise UnsupportedConnectionError(shown, ", ".join(sorted(t.upper() for t in types)))
+    return found
 
 
 def check_config(name: str, type_name: str, config: dict[str, Any]) -> dict[str, Any]:
     """Validate the configuration of connector `name`; raises `ConnectorError` saying what
-    to fix (`ConnectorConfigError` for a value its type cannot use, say a malformed URL)."""
-    types = connector_types()
-    if type_name not in types:
-        raise ConnectorError(
-            f"unknown connector type {type_name!r}; use one of {', '.join(sorted(types))}"
-        )
-    cls = types[type_name]
+    to fix (`ConnectorConfigError` for a value its type cannot use, say a malformed URL,
+    `UnsupportedConnectionError` for a type flowrt has no connector for)."""
+    cls = connector_class(type_name)
+    type_name = cls.type_name
     missing = [key for key in cls.required if not config.get(key)]
     unknown = sorted(set(config) - set(cls.required) - set(cls.optional))
     if missing:
@@ -105,6 +113,38 @@ def check_config(name: str, type_name: str, config: dict[str, Any]) -> dict[str,
     if problem is not None:
         raise ConnectorConfigError(name, mask_text(problem, secrets_of(config)))
     return {"type": type_name, **config}
+
+
+def build_inline(type_name: object, params: dict[str, Any]) -> tuple[Connector, dict[str, Any]]:
+    """A new connector for one inline connection (`this.connect(connector_type=T, **params)`)
+    and the parameters of its call; the caller closes it.
+
+    Raises `UnsupportedConnectionError` for an unknown type and `InvalidCallError` for
+    parameters the type cannot use, with every credential among them masked.
+    """
+    cls = connector_class(type_name)
+    label = f"{cls.type_name.upper()} connection"
+    secrets = secrets_of(params)
+    config, call = cls.split_inline(params)
+    unknown = sorted(set(call) - set(cls.call_params))
+    if unknown:
+        takes = ", ".join(dict.fromkeys(cls.required + cls.optional + cls.call_params))
+        raise InvalidCallError(
+            f"a {label} takes no parameter {', '.join(map(repr, unknown))}; it takes {takes}"
+        )
+    missing = [f"{key}=" for key in cls.required if not config.get(key)]
+    if missing:
+        raise InvalidCallError(f"a {label} needs {', '.join(missing)}")
+    try:
+        check_config(label, cls.type_name, config)
+        connector = cls(label, config)
+    except ConnectorConfigError as error:
+        raise InvalidCallError(mask_text(f"a {label}: {error.problem}", secrets)) from None
+    except Exception as error:  # say, the database driver of a SQL URL is not installed
+        problem = mask_text(f"{type(error).__name__}: {error}", secrets)
+        raise InvalidCallError(f"a {label} cannot be made: {problem}") from None
+    connector.secrets = sorted(set(connector.secrets) | set(secrets), key=len, reverse=True)
+    return connector, call
 
 
 class Connectors:
@@ -132,6 +172,14 @@ class Connectors:
             self._built[name] = (config, connector)
             return connector
 
+    def configure(self, name: str, overrides: dict[str, Any]) -> Connector:
+        """A new connector `name` with `overrides` over its stored configuration, for one
+        call (Cloudomation lets a call override a connector's inputs); the caller closes it."""
+        record = self._store.get_named(KIND, name)
+        if record is None:
+            raise ConnectorNotFoundError(name)
+        return _build(name, {**record.value, **overrides})
+
     def close(self) -> None:
         """Close every built connector."""
         with self._lock:
@@ -147,9 +195,9 @@ def _build(name: str, config: dict[str, Any]) -> Connector:
     type_name = settings.pop("type", None)
     try:
         check_config(name, str(type_name), settings)
-        return connector_types()[str(type_name)](name, settings)
+        return connector_class(type_name)(name, settings)
     except ConnectorError as error:
-        if isinstance(error, ConnectorConfigError):
+        if isinstance(error, (ConnectorConfigError, UnsupportedConnectionError)):
             raise
         raise ConnectorConfigError(name, mask_text(str(error), secrets_of(settings))) from None
     except Exception as error:  # say, the database driver of a SQL URL is not installed

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flowrt.flow_api import exceptions
 from flowrt.flow_api.children import ChildExecution, ChildRef, ReturnWhen
+from flowrt.flow_api.connections import ConnectionExecution
 from flowrt.flow_api.exceptions import (
     AnswerTooLargeError,
     ConnectorConfigError,
@@ -28,11 +29,12 @@ from flowrt.flow_api.exceptions import (
     SerializationError,
     TimeoutExceededError,
     UnstorableValueError,
+    UnsupportedConnectionError,
 )
 from flowrt.flow_api.execution import ConnectorResult, Execution, SavepointInfo
 from flowrt.flow_api.flows import Flow
 from flowrt.flow_api.messages import Message
-from flowrt.flow_api.system import File, Setting, System
+from flowrt.flow_api.system import Connection, File, Setting, System
 
 __all__ = [
     "exceptions",
@@ -57,8 +59,11 @@ __all__ = [
     "SerializationError",
     "TimeoutExceededError",
     "UnstorableValueError",
+    "UnsupportedConnectionError",
     # the objects a flow is handed
     "ChildExecution",
+    "Connection",
+    "ConnectionExecution",
     "ConnectorResult",
     "Execution",
     "File",

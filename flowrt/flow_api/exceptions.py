@@ -24,6 +24,7 @@ from flowrt.errors import (
     SerializationError,
     TimeoutExceededError,
     UnstorableValueError,
+    UnsupportedConnectionError,
 )
 
 __all__ = [
@@ -47,4 +48,5 @@ __all__ = [
     "SerializationError",
     "TimeoutExceededError",
     "UnstorableValueError",
+    "UnsupportedConnectionError",
 ]

@@ -14,6 +14,7 @@ from flowrt.flow_api.children import (
     merge_inputs,
     wait_rule,
 )
+from flowrt.flow_api.connections import ConnectionExecution, open_connection
 from flowrt.values import check_json, check_name, check_seconds, check_text, check_timestamp
 
 if TYPE_CHECKING:
@@ -31,19 +32,7 @@ class SavepointInfo:
     restored: int
 
 
-@dataclass(frozen=True)
-class ConnectorResult:
-    """The answer of `connect`; `.get('output_value')` is the connector's output dict."""
-
-    output_value: dict[str, Any]
-
-    def get(self, field: str) -> Any:
-        """Return `'output_value'` (the connector's output) or `'status'` (always ended)."""
-        if field == "output_value":
-            return self.output_value
-        if field == "status":
-            return "ENDED_SUCCESS"
-        raise KeyError(f"a connector result has 'output_value' and 'status', not {field!r}")
+ConnectorResult = ConnectionExecution  # its name before connections had a status and could wait
 
 
 class Execution:
@@ -52,15 +41,56 @@ class Execution:
     def __init__(self, live: LiveExecution) -> None:
         self._live = live
 
-    def connect(self, name: str, **params: Any) -> ConnectorResult:
-        """Call the connector `name` with `params` (SQL: fetch/execute; REST: method, path, ...).
+    def connect(self, connector_name: str | None = None, /, **params: Any) -> ConnectionExecution:
+        """Make a connection: with the stored connector `connector_name` and `params` (SQL:
+        fetch/execute; REST: method, path, ...; a parameter naming one of its settings
+        overrides it for this call), or inline with `connector_type='REST'` (or SQL, SMTP, ...)
+        and all its parameters, also given as `input_value={...}`.
+
+        `name=` names the connection (`.get('name')`). `wait=` is True (the default: a
+        failed connection raises its `ConnectorError`), or `system.return_when.ALL_ENDED`
+        (or another rule than ALL_SUCCEEDED) or False, which return the connection whatever
+        happened: `.get('status')` is then `ENDED_ERROR` and `.get('message')` the error.
+        `run=False` returns the connection without making it, for `.run()` / `.run_async()`.
+        A type flowrt has no connector for (GOOGLE, AWS, VAULT, ...) raises
+        `UnsupportedConnectionError`; parameters the type cannot use `InvalidCallError`.
 
         Durability: creates a savepoint, then performs the call in a step; replay returns the
         recorded result without calling again. A call in flight when its worker dies runs
         again (at-least-once) with the same idempotency key. Blocks for the call's duration.
+        With `run=False` no call is made until `.run()`.
         """
-        check_name("connect", "the connector name", name)
-        return ConnectorResult(self._live.call("connect", (name,), params))
+        return open_connection(self._live, "connect", connector_name, params)
+
+    def task(
+        self,
+        connector_type: str | None = None,
+        inputs: dict[str, Any] | None = None,
+        /,
+        **params: Any,
+    ) -> ConnectionExecution:
+        """Make an inline connection: Cloudomation's older name for
+        `connect(connector_type=connector_type, input_value=inputs, **params)`, as in
+        `this.task('REST', url=..., method='post', json=...)`.
+
+        Durability: as `connect`.
+        """
+        if inputs is not None:
+            if not isinstance(inputs, dict):
+                raise InvalidCallError(
+                    f"task({connector_type!r}, inputs): inputs must be a dict of parameters, "
+                    f"not {type(inputs).__name__}"
+                )
+            params = {**inputs, **params}
+        if connector_type is not None:
+            if "connector_type" in params:
+                raise InvalidCallError("task() takes the connection type once, not twice")
+            params["connector_type"] = connector_type
+        elif "connector_type" not in params:
+            raise InvalidCallError(
+                "task() needs a connection type first: this.task('REST', url=...)"
+            )
+        return open_connection(self._live, "task", None, params)
 
     def log(self, *args: Any) -> None:
         """Append a line to the execution's log.

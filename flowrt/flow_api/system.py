@@ -96,6 +96,10 @@ class System:
         form = form_body(call, body, request, message)
         return Message(self._live, self._live.call("message", (subject, kind, form), {}))
 
+    def connection(self, name: str) -> Connection:
+        """A handle on the stored connector `name` (no call is made until you use it)."""
+        return Connection(self._live, name)
+
 
 class _Record:
     """A named object stored outside the execution; restores do not roll it back."""
@@ -149,3 +153,12 @@ class File(_Record):
     """A file: `content` (text or bytes) shared by all executions (`save(content=...)`)."""
 
     kind = "file"
+
+
+class Connection(_Record):
+    """A stored connector, as a record: `get('value')` (its settings, credentials included:
+    the flow may need them, flowrt never prints them), `get('connection_type')` ('REST', ...),
+    `save(connection_type='REST', value={...})` (checked like `flowrt connector set`),
+    `exists()`, `delete()`. `this.connect(name, ...)` uses it."""
+
+    kind = "connection"

@@ -4,7 +4,15 @@
 Flow-API and registers its performers when imported, which this package does for all.
 """
 
-from flowrt.perform import children, execution, flows, messages, records, savepoints
+from flowrt.perform import (
+    children,
+    connections,
+    execution,
+    flows,
+    messages,
+    records,
+    savepoints,
+)
 from flowrt.perform.base import (
     PERFORMERS,
     REACHING_OUT,
@@ -27,6 +35,7 @@ __all__ = [
     "StepContext",
     "Wait",
     "children",
+    "connections",
     "execution",
     "flows",
     "messages",

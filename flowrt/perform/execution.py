@@ -1,4 +1,4 @@
-"""Calls on the execution itself: connect, log, get, save, pause, success, error, sleep."""
+"""Calls on the execution itself: log, get, save, pause, success, error, sleep."""
 
 from __future__ import annotations
 
@@ -7,22 +7,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flowrt.calls import Outcome
-from flowrt.errors import ConnectorError, FlowrtError, InvalidCallError, SerializationError
+from flowrt.errors import InvalidCallError, SerializationError
 from flowrt.perform.base import Answer, End, Result, StepContext, Wait, done, json_value, performer
 from flowrt.status import Status
 from flowrt.storage.base import LogRecord
 from flowrt.values import check_name, check_seconds, check_wake
-
-
-@performer("connect", reaches_out=True)
-def _connect(context: StepContext, name: str, **params: Any) -> Result:
-    connector = context.connectors.get(name)
-    try:
-        return done(connector.call(params, context.idempotency_key))
-    except FlowrtError:
-        raise
-    except Exception as error:
-        raise ConnectorError(f"connector {name!r}: {type(error).__name__}: {error}") from None
 
 
 @performer("log")
