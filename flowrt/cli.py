@@ -6,19 +6,21 @@ import json
 import sys
 import time
 from dataclasses import asdict
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import click
 
 from config import SettingsError
 from flowrt import cli_fix
+from flowrt.cli_common import client as _client
+from flowrt.cli_common import echo_json as _echo_json
+from flowrt.cli_common import json_default as _json_default
+from flowrt.cli_common import list_named
+from flowrt.cli_common import parse_inputs as _parse_inputs
+from flowrt.cli_connectors import connector
 from flowrt.cli_messages import messages, respond
 from flowrt.cli_stats import stats
-from flowrt.client import Client, Handle, default_client, shutdown
-from flowrt.connectors.base import connector_types
-from flowrt.connectors.masking import mask_config
+from flowrt.client import Handle, shutdown
 from flowrt.embedded import pin_hash_seed
 from flowrt.errors import FlowrtError
 from flowrt.script import script_hash
@@ -34,35 +36,6 @@ def main() -> None:
     except (FlowrtError, SettingsError) as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(2)
-
-
-def _client() -> Client:
-    return default_client()
-
-
-def _parse_inputs(pairs: tuple[str, ...]) -> dict[str, Any]:
-    inputs: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--input")
-        try:
-            inputs[key] = json.loads(raw)
-        except ValueError:
-            inputs[key] = raw
-    return inputs
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return value.hex()
-    return str(value)
-
-
-def _echo_json(value: Any) -> None:
-    click.echo(json.dumps(value, default=_json_default, indent=2))
 
 
 _HIDDEN = ("answer", "digest", "signature")  # blobs and signatures are not for people
@@ -334,76 +307,6 @@ def archive(execution_id: str) -> None:
 
 
 @cli.group()
-def connector() -> None:
-    """Configure connectors."""
-
-
-@connector.command("set")
-@click.argument("name")
-@click.option(
-    "--type",
-    "type_",
-    type=click.Choice(sorted(connector_types()), case_sensitive=False),
-    required=True,
-)
-@click.option("--url", help="sql: SQLAlchemy URL.")
-@click.option("--base-url", help="rest: base URL.")
-@click.option("--header", "headers", multiple=True, help="rest: KEY=VALUE sent on every call.")
-@click.option("--timeout", "timeout_s", type=float, help="rest: seconds per call.")
-@click.option(
-    "--set",
-    "fields",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Any field of the type (git, ssh, scp: hostname=..., port=22); VALUE is JSON or text.",
-)
-@click.option(
-    "--set-file",
-    "file_fields",
-    multiple=True,
-    metavar="KEY=PATH",
-    help="A field read from a file (its last line break dropped): key=~/.ssh/id_ed25519.",
-)
-def connector_set(
-    name: str,
-    type_: str,
-    url: str | None,
-    base_url: str | None,
-    headers: tuple[str, ...],
-    timeout_s: float | None,
-    fields: tuple[str, ...],
-    file_fields: tuple[str, ...],
-) -> None:
-    """Create or replace connector NAME."""
-    options: dict[str, Any] = {"url": url, "base_url": base_url, "timeout_s": timeout_s}
-    if headers:
-        options["headers"] = {k: str(v) for k, v in _parse_inputs(headers).items()}
-    options |= _parse_inputs(fields)
-    for key, path in (pair.partition("=")[::2] for pair in file_fields):
-        try:
-            options[key] = Path(path).expanduser().read_text().rstrip("\r\n")
-        except (OSError, ValueError) as error:
-            hint = "--set-file"
-            raise click.BadParameter(f"cannot read {path!r}: {error}", param_hint=hint) from None
-    _client().set_connector(name, type_, **{k: v for k, v in options.items() if v is not None})
-    click.echo(f"connector {name} ({type_}) saved")
-
-
-@connector.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def connector_list(as_json: bool) -> None:
-    """List connectors."""
-    _list_named("connector", as_json)
-
-
-@connector.command("delete")
-@click.argument("name")
-def connector_delete(name: str) -> None:
-    """Delete connector NAME."""
-    _delete_named("connector", name)
-
-
-@cli.group()
 def flow() -> None:
     """Register flows by name."""
 
@@ -421,7 +324,7 @@ def flow_set(name: str, path: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def flow_list(as_json: bool) -> None:
     """List registered flows."""
-    _list_named("flow", as_json)
+    list_named("flow", as_json)
 
 
 @cli.group()
@@ -449,26 +352,7 @@ def setting_get(name: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def setting_list(as_json: bool) -> None:
     """List settings."""
-    _list_named("setting", as_json)
-
-
-def _list_named(kind: str, as_json: bool) -> None:
-    rows = _client().list_named(kind)
-    shown = {r.name: mask_config(r.value) if kind == "connector" else r.value for r in rows}
-    if as_json:
-        _echo_json(
-            [{"name": r.name, "value": shown[r.name], "updated_at": r.updated_at} for r in rows]
-        )
-        return
-    for r in rows:
-        value = shown[r.name] if kind != "flow" else f"{len(r.value['source'])} characters"
-        click.echo(f"{r.name:<24} {json.dumps(value, default=_json_default)}")
-
-
-def _delete_named(kind: str, name: str) -> None:
-    if not _client().delete_named(kind, name):
-        raise click.ClickException(f"no {kind} named {name!r}")
-    click.echo(f"{kind} {name} deleted")
+    list_named("setting", as_json)
 
 
 @cli.group()
@@ -507,5 +391,6 @@ def resign() -> None:
 cli.add_command(stats)
 cli.add_command(cli_fix.check)
 cli.add_command(cli_fix.upgrade)
+cli.add_command(connector)
 cli.add_command(messages)
 cli.add_command(respond)

@@ -56,7 +56,7 @@ def all_error_classes() -> list[type[BaseException]]:
     return [
         obj
         for _, obj in inspect.getmembers(errors, inspect.isclass)
-        if issubclass(obj, BaseException) and obj.__module__ == errors.__name__
+        if issubclass(obj, BaseException) and obj.__module__.startswith(errors.__name__)
     ]
 
 
