@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowrt.errors import (
     ConnectorError,
+    FlowApiError,
     HttpStatusError,
     InvalidCallError,
     UnsupportedConnectionError,
@@ -47,7 +48,7 @@ class ConnectionExecution:
         self.name, self._return_when = name, return_when
         self._status = Status.PAUSED  # created, not run (run=False)
         self._output: dict[str, Any] | None = None
-        self._error: ConnectorError | None = None
+        self._error: FlowApiError | None = None
 
     def __repr__(self) -> str:
         what = self._connector or f"inline {self._params.get('connector_type')}"
@@ -109,9 +110,9 @@ class ConnectionExecution:
 
     def _perform(self) -> None:
         if self._status is not Status.PAUSED:
-            raise InvalidCallError(
-                "this connection ran already; make a new one with this.connect() to run it again"
-            )
+            # It ran already (this.task(...) runs it unless run=False): as in Cloudomation's
+            # `this.task(...).run_async()`, running it again returns it as it ended.
+            return
         try:
             self._output = self._live.call("connect", (self._connector,), self._params)
         except UnsupportedConnectionError:
@@ -158,7 +159,13 @@ def open_connection(
     else:
         check_name(call, "connector_type", connector_type)
         params = {"connector_type": connector_type, **params}
-    connection = ConnectionExecution(live, connector, params, name=name, return_when=rule)
+    connection: ConnectionExecution
+    if str(connector_type).upper() == "INPUT":
+        from flowrt.flow_api.inputs import InputConnection  # it builds on this module
+
+        connection = InputConnection(live, params, name=name, return_when=rule)
+    else:
+        connection = ConnectionExecution(live, connector, params, name=name, return_when=rule)
     if run:
         connection.run_async()
         if wait is not False:

@@ -209,20 +209,36 @@ class Execution:
         return ChildExecution(self._live, ref)
 
     def wait_for(
-        self, *children: ChildExecution, return_when: str = ReturnWhen.ALL_SUCCEEDED
-    ) -> list[ChildExecution]:
-        """Wait for child executions; returns those that have ended.
+        self,
+        *children: ChildExecution | ConnectionExecution,
+        return_when: str = ReturnWhen.ALL_SUCCEEDED,
+    ) -> list[ChildExecution | ConnectionExecution]:
+        """Wait for child executions (and connections); returns those that have ended.
 
         `return_when` is one of `system.return_when.ALL_SUCCEEDED` (a child that did not
-        succeed raises `DependencyFailedError`), `ALL_ENDED` or `FIRST_ENDED`.
+        succeed raises `DependencyFailedError`), `ALL_ENDED` or `FIRST_ENDED`. Connections
+        (`this.task(...)`) are waited for first, one after the other: all but an INPUT have
+        ended already, since flowrt makes a connection inside its step.
 
         Durability: creates a savepoint; the wait holds no worker slot, and after
         FLOWRT_SLEEP_MAX_SECONDS the execution is unloaded until a child ends.
         """
-        ids = tuple(child.id if isinstance(child, ChildExecution) else child for child in children)
         rule = check_return_when("wait_for", return_when)
-        refs = self._live.call("wait_for", (ids, rule.value), {})
-        return [ChildExecution(self._live, ref) for ref in refs]
+        connections = [c for c in children if isinstance(c, ConnectionExecution)]
+        for connection in connections:
+            connection.wait(ReturnWhen.ALL_ENDED)
+        for connection in connections:
+            connection.wait(rule)  # raises the error of a failed one under ALL_SUCCEEDED
+        ended: list[ChildExecution | ConnectionExecution] = list(connections)
+        ids = tuple(
+            child.id if isinstance(child, ChildExecution) else child
+            for child in children
+            if not isinstance(child, ConnectionExecution)
+        )
+        if (ids or not connections) and not (connections and rule is ReturnWhen.FIRST_ENDED):
+            refs = self._live.call("wait_for", (ids, rule.value), {})
+            ended += [ChildExecution(self._live, ref) for ref in refs]
+        return ended
 
     def pause(self) -> None:
         """Pause this execution before its next call; `flowrt resume ID` lets it go on.
