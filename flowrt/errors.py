@@ -94,6 +94,11 @@ class NotFoundError(StorageError, FlowApiError):
         return f"no {self.kind} named {self.name!r}" + (f"; {self.hint}" if self.hint else "")
 
 
+# Cloudomation's name for it (`flow_api.ResourceNotFoundError`): the same class, so that
+# `except` with either name catches what flowrt raises.
+ResourceNotFoundError = NotFoundError
+
+
 class InvalidStateError(StorageError):
     """Raised when an execution's status does not allow the operation asked for."""
 
@@ -315,6 +320,39 @@ class HttpStatusError(ConnectorError):
         return (
             f"{self.method.upper()} {self.url} answered {self.status_code}: {self.body[:500]}; "
             "pass raise_for_status=False to get the response regardless"
+        )
+
+
+# --- setting locks ------------------------------------------------------------------------------
+
+
+class LockTimeoutError(FlowApiError):
+    """Raised when `setting.acquire(timeout=...)` could not get the lock within its timeout."""
+
+    def __init__(self, name: str, holder: str, timeout_s: float) -> None:
+        super().__init__(name, holder, timeout_s)
+        self.name, self.holder, self.timeout_s = name, holder, timeout_s
+
+    def __str__(self) -> str:
+        return (
+            f"the lock of setting {self.name!r} is still held by execution {self.holder} after "
+            f"{self.timeout_s:g} s; try again later, wait longer (timeout=None waits for as "
+            f"long as it takes), or see what holds it with `flowrt show {self.holder}`"
+        )
+
+
+class LockNotHeldError(FlowApiError):
+    """Raised when an execution releases a setting's lock that another execution holds."""
+
+    def __init__(self, name: str, holder: str) -> None:
+        super().__init__(name, holder)
+        self.name, self.holder = name, holder
+
+    def __str__(self) -> str:
+        return (
+            f"cannot release the lock of setting {self.name!r}: execution {self.holder} holds "
+            "it, not this one; only the holder releases a lock (it is released by itself "
+            "when its holder ends)"
         )
 
 

@@ -41,6 +41,8 @@ SAMPLES: list[BaseException] = [
     errors.HttpStatusError("post", "http://x/y", 500, "down"),
     errors.DispatchError("id", "OperationalError: Connection refused"),
     errors.ForeignThreadError("setting.get", "ThreadPoolExecutor-0_0"),
+    errors.LockTimeoutError("deploy", "e1", 2.5),
+    errors.LockNotHeldError("deploy", "e1"),
 ]
 
 
@@ -94,7 +96,17 @@ FLOW_CAUSED = [
     errors.ConnectorNotFoundError,
     errors.ConnectorConfigError,
     errors.HttpStatusError,
+    errors.LockTimeoutError,
+    errors.LockNotHeldError,
 ]
+
+
+def test_resource_not_found_error_is_cloudomations_name_for_not_found_error():
+    from flowrt import flow_api
+
+    assert flow_api.ResourceNotFoundError is errors.NotFoundError
+    assert flow_api.exceptions.ResourceNotFoundError is errors.NotFoundError
+    assert "ResourceNotFoundError" in flow_api.__all__
 
 
 @pytest.mark.parametrize("cls", FLOW_CAUSED, ids=lambda c: c.__name__)

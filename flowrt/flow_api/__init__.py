@@ -19,7 +19,10 @@ from flowrt.flow_api.exceptions import (
     ForeignSavepointError,
     HttpStatusError,
     InvalidCallError,
+    LockNotHeldError,
+    LockTimeoutError,
     NotFoundError,
+    ResourceNotFoundError,
     RestoreLoopError,
     SavepointNotFoundError,
     ScriptError,
@@ -27,7 +30,7 @@ from flowrt.flow_api.exceptions import (
     UnstorableValueError,
 )
 from flowrt.flow_api.execution import ConnectorResult, Execution, SavepointInfo
-from flowrt.flow_api.system import File, Setting, System
+from flowrt.flow_api.system import File, Setting, System, User
 
 __all__ = [
     "exceptions",
@@ -43,7 +46,10 @@ __all__ = [
     "ForeignSavepointError",
     "HttpStatusError",
     "InvalidCallError",
+    "LockNotHeldError",
+    "LockTimeoutError",
     "NotFoundError",
+    "ResourceNotFoundError",
     "RestoreLoopError",
     "SavepointNotFoundError",
     "ScriptError",
@@ -58,4 +64,5 @@ __all__ = [
     "SavepointInfo",
     "Setting",
     "System",
+    "User",
 ]

@@ -4,7 +4,7 @@
 Flow-API and registers its performers when imported, which this package does for all.
 """
 
-from flowrt.perform import children, execution, records, savepoints
+from flowrt.perform import children, execution, locks, outputs, platform, records, savepoints
 from flowrt.perform.base import (
     PERFORMERS,
     REACHING_OUT,
@@ -28,6 +28,9 @@ __all__ = [
     "Wait",
     "children",
     "execution",
+    "locks",
+    "outputs",
+    "platform",
     "perform",
     "records",
     "savepoints",

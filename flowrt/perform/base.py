@@ -19,6 +19,10 @@ from flowrt.values import check_json
 ChildStarter = Callable[[LiveExecution, str, "dict[str, Any] | None"], ExecutionRecord]
 
 
+def _nobody_to_wake(name: str) -> None:
+    """The default of `StepContext.lock_freed`: wakes nobody (the reaper still does)."""
+
+
 @dataclass(frozen=True)
 class Answer:
     """The call is done: hand `outcome` to the flow, and write `changes` and `logs` with it."""
@@ -62,7 +66,10 @@ Result = Answer | Wait | End | Restore
 
 @dataclass
 class StepContext:
-    """What a performer may use: the live execution, the store, connectors and the clock."""
+    """What a performer may use: the live execution, the store, connectors and the clock.
+
+    `lock_freed(name)` wakes the executions waiting for setting `name`'s lock.
+    """
 
     live: LiveExecution
     store: Store
@@ -70,6 +77,7 @@ class StepContext:
     options: Options
     now: datetime
     start_child: ChildStarter
+    lock_freed: Callable[[str], None] = _nobody_to_wake
 
     @property
     def idempotency_key(self) -> str:

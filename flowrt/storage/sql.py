@@ -30,6 +30,7 @@ from flowrt.storage.base import (
     Store,
 )
 from flowrt.storage.leases import LeaseStatements
+from flowrt.storage.locks import LockStatements
 from flowrt.storage.named import NamedStatements
 from flowrt.storage.rows import (
     execution_record,
@@ -98,7 +99,7 @@ def _create_private(path: Path) -> None:
         pass
 
 
-class SqlStore(LeaseStatements, NamedStatements, Store):
+class SqlStore(LeaseStatements, NamedStatements, LockStatements, Store):
     """`Store` on a SQLAlchemy engine; each public method runs in one transaction."""
 
     def __init__(self, engine: sa.Engine) -> None:
