@@ -397,3 +397,72 @@ def test_a_waiter_holds_no_worker_slot_while_it_waits(flowrt_env, tmp_path):
     assert other.status is Status.ENDED_SUCCESS
     assert waiter.status is Status.WAITING and holder.status is Status.WAITING
     assert waiter.wait(30).status is Status.ENDED_SUCCESS
+
+
+# --- real workers: two processes, one lock, a counter outside flowrt ----------------------------
+
+CONTENDER = """
+import flow_api
+import redis
+
+def handler(system, this):
+    inputs = this.get('input_value')
+    me = this.get('id')
+    outside = redis.Redis.from_url(inputs['redis'])
+    lock = system.setting('shared')
+    for i in range(inputs['rounds']):
+        lock.acquire()
+        token = me + ':' + str(i)
+        # Replay runs this code again: each entry and exit counts once.
+        if outside.set('locktest:enter:' + token, 1, nx=True):
+            outside.rpush('locktest:seen', outside.incr('locktest:inside'))
+        this.sleep(0.2)
+        this.get('id')
+        if outside.set('locktest:leave:' + token, 1, nx=True):
+            outside.decr('locktest:inside')
+        lock.release()
+    return this.success('done')
+"""
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.parametrize("live_max", ["256", "0"], ids=["sticky", "every-step-hops"])
+def test_executions_contending_for_a_lock_on_two_workers_never_both_hold_it(
+    production, redis_url, tmp_path, live_max
+):
+    import redis
+
+    client, workers = production
+    # With no live cache every step goes to the shared queue: the holder and the waiters
+    # hop between the two workers, replaying their journals there.
+    workers.env["FLOWRT_LIVE_MAX"] = live_max
+    names = ("alpha", "beta")
+    for name in names:
+        workers.start(name)
+    path = write_flow(tmp_path, textwrap.dedent(CONTENDER), "contender")
+    contenders, rounds = 3, 4
+    handles = [
+        flowrt.start(path, {"redis": redis_url, "rounds": rounds}) for _ in range(contenders)
+    ]
+
+    def waits_for_the_lock(record) -> bool:
+        return record.status is Status.WAITING and record.waits_on == "lock:shared"
+
+    wait_until(
+        lambda: any(waits_for_the_lock(h.record()) for h in handles),
+        60,
+        "an execution to wait for the lock",
+    )
+    for handle in handles:
+        assert handle.wait(180).status is Status.ENDED_SUCCESS, handle.record().error
+    outside = redis.Redis.from_url(redis_url)
+    try:
+        seen = [int(n) for n in outside.lrange("locktest:seen", 0, -1)]
+        assert len(seen) == contenders * rounds and max(seen) == 1, seen
+        assert int(outside.get("locktest:inside")) == 0
+    finally:
+        outside.close()
+    assert client.store.lock_holder("shared") is None
+    for name in names:  # both worker processes took steps
+        assert b"succeeded" in workers.log(name), name
