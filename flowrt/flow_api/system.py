@@ -93,23 +93,27 @@ class _Record:
     def __repr__(self) -> str:
         return f"<{self.kind} {self.name!r}>"
 
-    def get(self, *fields: str) -> Any:
+    def get(self, *fields: str, **options: Any) -> Any:
         """Read fields of the record: one field gives its value, several a tuple of theirs
         in the order asked (default: `'value'` of a setting, `'content'` of a file).
 
         Durability: creates a savepoint; replay returns the values read the first time.
         """
-        return self._read("get", fields, {})
+        return self._read("get", fields, options)
 
-    def load(self, *fields: str) -> Any:
+    def load(self, *fields: str, **options: Any) -> Any:
         """Read fields afresh from the database, as `get` (every read here is fresh).
 
         Durability: as `get`.
         """
-        return self._read("load", fields, {})
+        return self._read("load", fields, options)
 
     def _read(self, method: str, fields: tuple[str, ...], options: dict[str, Any]) -> Any:
         self._check_name(method)
+        if set(options) - {"convert_binary"} or (self.kind != "file" and options):
+            raise InvalidCallError(
+                f"{self.kind}.{method}() takes field names only, not {', '.join(options)}="
+            )
         for field in fields:
             if not isinstance(field, str):
                 raise InvalidCallError(
@@ -193,13 +197,13 @@ class File(_Record):
 
     kind = "file"
 
-    def get(self, *fields: str, convert_binary: bool = True) -> Any:
+    def get(self, *fields: str, convert_binary: bool = True, **options: Any) -> Any:
         """Read fields of the file (see the class); durability as `setting.get`."""
-        return self._read("get", fields, _binary_option(convert_binary))
+        return self._read("get", fields, {**options, **_binary_option(convert_binary)})
 
-    def load(self, *fields: str, convert_binary: bool = True) -> Any:
+    def load(self, *fields: str, convert_binary: bool = True, **options: Any) -> Any:
         """Read fields of the file afresh; as `get`."""
-        return self._read("load", fields, _binary_option(convert_binary))
+        return self._read("load", fields, {**options, **_binary_option(convert_binary)})
 
     def save(self, *, convert_binary: bool = True, **fields: Any) -> None:
         """Store `content=` (str or bytes; base64 text with `convert_binary=False`) or
