@@ -342,13 +342,18 @@ class LockTimeoutError(FlowApiError):
 
 
 class LockNotHeldError(FlowApiError):
-    """Raised when an execution releases a setting's lock that another execution holds."""
+    """Raised when an execution releases a setting's lock it does not hold."""
 
-    def __init__(self, name: str, holder: str) -> None:
+    def __init__(self, name: str, holder: str | None) -> None:
         super().__init__(name, holder)
         self.name, self.holder = name, holder
 
     def __str__(self) -> str:
+        if self.holder is None:
+            return (
+                f"cannot release the lock of setting {self.name!r}: nobody holds it; take it "
+                "with setting.acquire() first"
+            )
         return (
             f"cannot release the lock of setting {self.name!r}: execution {self.holder} holds "
             "it, not this one; only the holder releases a lock (it is released by itself "

@@ -43,6 +43,7 @@ SAMPLES: list[BaseException] = [
     errors.ForeignThreadError("setting.get", "ThreadPoolExecutor-0_0"),
     errors.LockTimeoutError("deploy", "e1", 2.5),
     errors.LockNotHeldError("deploy", "e1"),
+    errors.LockNotHeldError("deploy", None),
 ]
 
 

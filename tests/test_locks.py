@@ -7,11 +7,14 @@ import textwrap
 import threading
 
 import pytest
-from conftest import wait_until, write_flow
+from conftest import SECRET, Recorder, wait_until, write_flow
 
 import flowrt
 from flowrt.clock import utc_now
+from flowrt.options import Options
+from flowrt.runtime import Runtime
 from flowrt.status import Status
+from flowrt.storage import open_store
 from flowrt.storage.base import StepCommit
 
 # --- the store: one holder, taken atomically --------------------------------------------------
@@ -37,7 +40,8 @@ def test_acquire_creates_a_missing_setting_and_refuses_a_second_holder_until_rel
     assert store.lock_holder("deploy") == first
     assert store.release_lock("deploy", second) == first  # not the holder: refused
     assert store.lock_holder("deploy") == first
-    assert store.release_lock("deploy", first) is None
+    assert store.release_lock("deploy", first) == first  # it held it: freed now
+    assert store.release_lock("deploy", first) is None  # free
     assert store.lock_holder("deploy") is None
     assert store.acquire_lock("deploy", second, utc_now()) is None
     assert store.lock_holder("deploy") == second
@@ -101,8 +105,6 @@ def test_the_reaper_pass_wakes_the_waiter_of_a_lock_whose_holder_ended(store):
 
 @pytest.mark.postgres
 def test_executions_racing_for_a_lock_on_postgresql_never_both_get_it(pg_clean):
-    from flowrt.storage import open_store
-
     store = open_store(pg_clean)
     contenders = 8
     try:
@@ -126,7 +128,7 @@ def test_executions_racing_for_a_lock_on_postgresql_never_both_get_it(pg_clean):
                 store.cancel(won[0], utc_now())
                 ids[ids.index(won[0])] = _execution(store)
             else:
-                assert store.release_lock("race", won[0]) is None
+                assert store.release_lock("race", won[0]) == won[0]
     finally:
         store.close()
 
@@ -221,7 +223,7 @@ def test_a_waiter_waits_as_waiting_until_the_holder_releases(client, tmp_path):
     assert client.store.lock_holder("gate") is None
 
 
-def test_taking_a_lock_twice_keeps_it_and_releasing_a_free_lock_does_nothing(client, tmp_path):
+def test_taking_a_lock_twice_keeps_it_and_releasing_one_not_taken_is_an_error(client, tmp_path):
     handle = _run(
         client,
         tmp_path,
@@ -233,14 +235,57 @@ def test_taking_a_lock_twice_keeps_it_and_releasing_a_free_lock_does_nothing(cli
             lock.acquire()
             lock.acquire(timeout=0)  # held by this execution already: no wait, no timeout
             lock.release()
-            lock.release()  # nobody holds it: as when a release runs again after a crash
+            try:
+                lock.release()  # a lock is not counted: it was given back already
+            except flow_api.LockNotHeldError as error:
+                this.save(message=str(error))
             lock.acquire(0)
         """,
     )
     assert handle.status is Status.ENDED_SUCCESS, handle.record().error
+    assert "nobody holds it" in handle.record().message
     calls = [sp.call for sp in handle.savepoints()]
-    assert calls == ["setting.acquire"] * 2 + ["setting.release"] * 2 + ["setting.acquire"]
+    assert calls[:4] == ["setting.acquire"] * 2 + ["setting.release"] * 2
     assert client.store.lock_holder("gate") is None  # its end gave it back
+
+
+def test_a_release_run_again_after_its_worker_died_is_no_error(tmp_path, monkeypatch):
+    store = open_store(f"sqlite:///{tmp_path / 'rt.db'}")
+    recorder = Recorder()
+    runtime = Runtime(store, Options(secret=SECRET.encode()), recorder, worker="w1")
+    source = """
+    import flow_api
+
+    def handler(system, this):
+        system.setting('gate').acquire()
+        system.setting('gate').release()
+        return this.success('released')
+    """
+    try:
+        record = runtime.start("releaser", textwrap.dedent(source))
+        recorder.deliver(runtime)  # parks at acquire
+        recorder.deliver(runtime)  # takes the lock, parks at release
+        ticket, _ = recorder.sent[0]
+        real_commit = store.commit_step
+
+        def die_before_storing(commit: StepCommit) -> bool:
+            monkeypatch.setattr(store, "commit_step", real_commit)
+            raise KeyboardInterrupt("the worker died")  # after the release was performed
+
+        monkeypatch.setattr(store, "commit_step", die_before_storing)
+        with pytest.raises(KeyboardInterrupt):
+            recorder.deliver(runtime)
+        assert store.lock_holder("gate") is None  # the release was performed
+        waiter = store.create_execution("waiter", "def handler(s, t): pass", {}).id
+        assert store.acquire_lock("gate", waiter, utc_now()) is None  # and a waiter took it
+        runtime.step(ticket.execution_id, ticket.version, ticket.head_id)  # run again
+        while recorder.sent:
+            recorder.deliver(runtime)
+        assert store.get_execution(record.id).status is Status.ENDED_SUCCESS
+        assert store.lock_holder("gate") == waiter  # untouched by the release run again
+    finally:
+        runtime.close()
+        store.close()
 
 
 def test_a_timeout_that_passes_raises_lock_timeout_error_the_flow_can_catch(client, tmp_path):
@@ -368,7 +413,7 @@ def test_a_lost_wake_up_is_recovered_by_the_reaper(client, tmp_path):
     waiter = _run(client, tmp_path, WAITER, "waiter", timeout_s=0)
     wait_until(lambda: waiter.status is Status.WAITING, 30, "the waiter to wait")
     # Free the lock behind flowrt's back: nobody is woken but by the reaper's pass.
-    assert client.store.release_lock("gate", holder.id) is None
+    assert client.store.release_lock("gate", holder.id) == holder.id
     assert waiter.wait(30).status is Status.ENDED_SUCCESS, waiter.record().error
     assert waiter.outputs == {"got": True}
     holder.cancel()

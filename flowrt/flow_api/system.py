@@ -172,17 +172,23 @@ class Setting(_Record):
         if timeout is not None:
             timeout = check_seconds("setting.acquire", timeout)
         self._live.call("setting.acquire", (self.name, timeout), {})
+        self._live.state.held_locks.add(self.name)
 
     def release(self) -> None:
         """Give this setting's lock back and wake the executions waiting for it.
 
-        Releasing a lock another execution holds raises `LockNotHeldError`; releasing one
-        nobody holds does nothing (a release run again after a crash finds it free).
+        Releasing a lock this execution does not hold raises `LockNotHeldError`, naming the
+        holder if there is one.
 
-        Durability: creates a savepoint; a restore does not take the lock again.
+        Durability: creates a savepoint; performed at least once: a release run again after
+        a crash, which finds the lock free or taken by a waiter since, is no error. A
+        restore does not take the lock again.
         """
         self._check_name("release")
-        self._live.call("setting.release", (self.name,), {})
+        # Whether the flow took this lock, as its journal says: passed only when it did not.
+        taken = self.name in self._live.state.held_locks
+        self._live.call("setting.release", (self.name,), {} if taken else {"taken": False})
+        self._live.state.held_locks.discard(self.name)
 
 
 class File(_Record):

@@ -34,14 +34,19 @@ def _acquire(context: StepContext, name: str, timeout_s: float | None) -> Result
 
 
 @performer("setting.release", reaches_out=True)
-def _release(context: StepContext, name: str) -> Result:
+def _release(context: StepContext, name: str, taken: bool = True) -> Result:
+    """Free the lock if this execution holds it.
+
+    `taken`: the flow took the lock, by its journal. Such a lock found free, or held by
+    another execution, was given back by this very call before a crash made it run again:
+    not an error. One the flow never took is an error unless this execution holds it (after
+    a restore to before its `acquire`).
+    """
     check_name("setting.release", "the setting name", name)
     if context.store.get_named("setting", name) is None:
         raise NotFoundError("setting", name, "a lock is taken with setting.acquire()")
-    # A lock nobody holds is released without complaint: a release run again after a crash
-    # finds it free already.
     holder = context.store.release_lock(name, context.live.execution_id)
-    if holder is not None:
+    if holder != context.live.execution_id and not taken:
         raise LockNotHeldError(name, holder)
     context.lock_freed(name)
     return done(None)

@@ -324,8 +324,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def release_lock(self, name: str, execution_id: str) -> str | None:
-        """Free setting `name`'s lock if `execution_id` holds it; None when it is free now,
-        else the id of the unended execution that holds it (and it stays held)."""
+        """Free setting `name`'s lock if `execution_id` holds it; returns who held it: that
+        id (freed now), another unended execution's (it stays held), or None (it was free)."""
 
     @abc.abstractmethod
     def release_locks(self, execution_id: str) -> list[str]:

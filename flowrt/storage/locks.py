@@ -54,7 +54,7 @@ class LockStatements:
                 return holder
             free = named.update().where(_setting(name), named.c.holder.is_not(None))
             conn.execute(free.values(holder=None, held_at=None))
-        return None
+        return holder
 
     def release_locks(self, execution_id: str) -> list[str]:
         if not is_uuid(execution_id):
