@@ -450,6 +450,14 @@ CONTENDER = """
 import flow_api
 import redis
 
+# Replay runs the flow's code again, and a worker may die anywhere in it: each entry and
+# exit counts once, atomically, keyed by execution and round.
+ENTER = (
+    "if redis.call('SET', KEYS[1], 1, 'NX') then "
+    "redis.call('RPUSH', KEYS[3], redis.call('INCR', KEYS[2])) end"
+)
+LEAVE = "if redis.call('SET', KEYS[1], 1, 'NX') then redis.call('DECR', KEYS[2]) end"
+
 def handler(system, this):
     inputs = this.get('input_value')
     me = this.get('id')
@@ -458,16 +466,32 @@ def handler(system, this):
     for i in range(inputs['rounds']):
         lock.acquire()
         token = me + ':' + str(i)
-        # Replay runs this code again: each entry and exit counts once.
-        if outside.set('locktest:enter:' + token, 1, nx=True):
-            outside.rpush('locktest:seen', outside.incr('locktest:inside'))
+        outside.eval(ENTER, 3, 'locktest:enter:' + token, 'locktest:inside', 'locktest:seen')
         this.sleep(0.2)
         this.get('id')
-        if outside.set('locktest:leave:' + token, 1, nx=True):
-            outside.decr('locktest:inside')
+        outside.eval(LEAVE, 2, 'locktest:leave:' + token, 'locktest:inside')
         lock.release()
     return this.success('done')
 """
+
+
+def _waits_for_the_shared_lock(handles) -> bool:
+    return any(
+        r.status is Status.WAITING and r.waits_on == "lock:shared"
+        for r in (h.record() for h in handles)
+    )
+
+
+def _counted_once_each(redis_url: str, entries: int) -> None:
+    import redis
+
+    outside = redis.Redis.from_url(redis_url)
+    try:
+        seen = [int(n) for n in outside.lrange("locktest:seen", 0, -1)]
+        assert len(seen) == entries and max(seen) == 1, seen
+        assert int(outside.get("locktest:inside")) == 0
+    finally:
+        outside.close()
 
 
 @pytest.mark.postgres
@@ -476,8 +500,6 @@ def handler(system, this):
 def test_executions_contending_for_a_lock_on_two_workers_never_both_hold_it(
     production, redis_url, tmp_path, live_max
 ):
-    import redis
-
     client, workers = production
     # With no live cache every step goes to the shared queue: the holder and the waiters
     # hop between the two workers, replaying their journals there.
@@ -490,24 +512,33 @@ def test_executions_contending_for_a_lock_on_two_workers_never_both_hold_it(
     handles = [
         flowrt.start(path, {"redis": redis_url, "rounds": rounds}) for _ in range(contenders)
     ]
-
-    def waits_for_the_lock(record) -> bool:
-        return record.status is Status.WAITING and record.waits_on == "lock:shared"
-
-    wait_until(
-        lambda: any(waits_for_the_lock(h.record()) for h in handles),
-        60,
-        "an execution to wait for the lock",
-    )
+    wait_until(lambda: _waits_for_the_shared_lock(handles), 60, "a waiter for the lock")
     for handle in handles:
         assert handle.wait(180).status is Status.ENDED_SUCCESS, handle.record().error
-    outside = redis.Redis.from_url(redis_url)
-    try:
-        seen = [int(n) for n in outside.lrange("locktest:seen", 0, -1)]
-        assert len(seen) == contenders * rounds and max(seen) == 1, seen
-        assert int(outside.get("locktest:inside")) == 0
-    finally:
-        outside.close()
+    _counted_once_each(redis_url, contenders * rounds)
     assert client.store.lock_holder("shared") is None
     for name in names:  # both worker processes took steps
         assert b"succeeded" in workers.log(name), name
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_a_worker_killed_amid_lock_contention_never_lets_two_executions_hold_it(
+    production, redis_url, tmp_path
+):
+    client, workers = production
+    doomed = workers.start("alpha")
+    workers.start("beta")
+    workers.start_beat()  # the reaper: it hands what the killed worker held to the others
+    path = write_flow(tmp_path, textwrap.dedent(CONTENDER), "contender")
+    contenders, rounds = 3, 4
+    handles = [
+        flowrt.start(path, {"redis": redis_url, "rounds": rounds}) for _ in range(contenders)
+    ]
+    wait_until(lambda: _waits_for_the_shared_lock(handles), 60, "a waiter for the lock")
+    workers.kill(doomed)  # SIGKILL: whatever it held or was doing is cut short
+    workers.start("gamma")
+    for handle in handles:
+        assert handle.wait(180).status is Status.ENDED_SUCCESS, handle.record().error
+    _counted_once_each(redis_url, contenders * rounds)
+    assert client.store.lock_holder("shared") is None
