@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flowrt.errors import InvalidCallError, SerializationError
+from flowrt.errors import InvalidCallError
 from flowrt.flow_api.execution import END_STATUS_CHOICES, END_STATUSES
 from flowrt.perform.base import End, Result, StepContext, done, json_value, performer
 
@@ -13,11 +13,7 @@ from flowrt.perform.base import End, Result, StepContext, done, json_value, perf
 def _set_output(context: StepContext, pairs: dict[str, Any]) -> Result:
     if not isinstance(pairs, dict) or not pairs:
         raise InvalidCallError("this.set_output() takes a key and a value, or key=value pairs")
-    state = context.live.state
-    merged = {**state.outputs, **pairs}
-    if not isinstance(merged, dict):
-        raise SerializationError("set_output", "outputs must be a JSON object")
-    outputs = json_value("set_output", "output_value", merged)
+    outputs = json_value("set_output", "output_value", {**context.live.state.outputs, **pairs})
     return done({"output_value": outputs}, outputs=outputs)
 
 
