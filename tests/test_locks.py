@@ -299,6 +299,20 @@ def test_a_timeout_that_passes_raises_lock_timeout_error_the_flow_can_catch(clie
     holder.cancel()
 
 
+@pytest.mark.parametrize("timeout_s", [20, 600], ids=["loaded", "unloaded"])
+def test_a_waiter_with_a_timeout_is_woken_by_the_release_not_by_its_deadline(
+    client, tmp_path, timeout_s
+):
+    holder = _holding(client, tmp_path, hold_s=1.5)
+    waiter = _run(client, tmp_path, WAITER, "waiter", {"timeout": timeout_s}, timeout_s=0)
+    wait_until(lambda: waiter.status is Status.WAITING, 30, "the waiter to wait")
+    deadline = waiter.record().wake_at
+    assert deadline is not None and (deadline - utc_now()).total_seconds() > timeout_s - 10
+    assert (waiter.record().worker is None) is (timeout_s > 60)  # unloaded past sleep_max
+    assert holder.wait(30).status is Status.ENDED_SUCCESS
+    assert waiter.wait(15).outputs == {"got": True}
+
+
 def test_releasing_a_lock_another_execution_holds_raises_lock_not_held_error(client, tmp_path):
     holder = _holding(client, tmp_path)
     thief = _run(
