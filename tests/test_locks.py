@@ -249,10 +249,24 @@ def test_taking_a_lock_twice_keeps_it_and_releasing_one_not_taken_is_an_error(cl
     assert client.store.lock_holder("gate") is None  # its end gave it back
 
 
-def test_a_release_run_again_after_its_worker_died_is_no_error(tmp_path, monkeypatch):
+@pytest.fixture
+def by_hand(tmp_path):
+    """A runtime whose step messages the test delivers itself, on a SQLite store."""
     store = open_store(f"sqlite:///{tmp_path / 'rt.db'}")
     recorder = Recorder()
     runtime = Runtime(store, Options(secret=SECRET.encode()), recorder, worker="w1")
+    yield store, recorder, runtime
+    runtime.close()
+    store.close()
+
+
+def _deliver_all(recorder, runtime) -> None:
+    while recorder.sent:
+        recorder.deliver(runtime)
+
+
+def test_a_release_run_again_after_its_worker_died_is_no_error(by_hand, monkeypatch):
+    store, recorder, runtime = by_hand
     source = """
     import flow_api
 
@@ -261,31 +275,55 @@ def test_a_release_run_again_after_its_worker_died_is_no_error(tmp_path, monkeyp
         system.setting('gate').release()
         return this.success('released')
     """
-    try:
-        record = runtime.start("releaser", textwrap.dedent(source))
-        recorder.deliver(runtime)  # parks at acquire
-        recorder.deliver(runtime)  # takes the lock, parks at release
-        ticket, _ = recorder.sent[0]
-        real_commit = store.commit_step
+    record = runtime.start("releaser", textwrap.dedent(source))
+    recorder.deliver(runtime)  # parks at acquire
+    recorder.deliver(runtime)  # takes the lock, parks at release
+    ticket, _ = recorder.sent[0]
+    real_commit = store.commit_step
 
-        def die_before_storing(commit: StepCommit) -> bool:
+    def die_before_storing(commit: StepCommit) -> bool:
+        monkeypatch.setattr(store, "commit_step", real_commit)
+        raise KeyboardInterrupt("the worker died")  # after the release was performed
+
+    monkeypatch.setattr(store, "commit_step", die_before_storing)
+    with pytest.raises(KeyboardInterrupt):
+        recorder.deliver(runtime)
+    assert store.lock_holder("gate") is None  # the release was performed
+    waiter = store.create_execution("waiter", "def handler(s, t): pass", {}).id
+    assert store.acquire_lock("gate", waiter, utc_now()) is None  # and a waiter took it
+    runtime.step(ticket.execution_id, ticket.version, ticket.head_id)  # run again
+    _deliver_all(recorder, runtime)
+    assert store.get_execution(record.id).status is Status.ENDED_SUCCESS
+    assert store.lock_holder("gate") == waiter  # untouched by the release run again
+
+
+def test_a_lock_freed_while_its_waiter_stored_its_wait_wakes_the_waiter_at_once(
+    by_hand, monkeypatch
+):
+    store, recorder, runtime = by_hand
+    holder = store.create_execution("holder", "def handler(s, t): pass", {}).id
+    assert store.acquire_lock("gate", holder, utc_now()) is None
+    record = runtime.start(
+        "waiter",
+        "import flow_api\n\ndef handler(system, this):\n    system.setting('gate').acquire()\n",
+    )
+    recorder.deliver(runtime)  # parks at acquire
+    real_commit = store.commit_step
+
+    def freed_meanwhile(commit: StepCommit) -> bool:
+        if commit.changes.get("waits_on") == "lock:gate":
+            # The holder gives the lock back now: its release finds nobody waiting yet.
             monkeypatch.setattr(store, "commit_step", real_commit)
-            raise KeyboardInterrupt("the worker died")  # after the release was performed
+            assert store.release_lock("gate", holder) == holder
+            assert store.list_lock_waiters("gate") == []
+        return real_commit(commit)
 
-        monkeypatch.setattr(store, "commit_step", die_before_storing)
-        with pytest.raises(KeyboardInterrupt):
-            recorder.deliver(runtime)
-        assert store.lock_holder("gate") is None  # the release was performed
-        waiter = store.create_execution("waiter", "def handler(s, t): pass", {}).id
-        assert store.acquire_lock("gate", waiter, utc_now()) is None  # and a waiter took it
-        runtime.step(ticket.execution_id, ticket.version, ticket.head_id)  # run again
-        while recorder.sent:
-            recorder.deliver(runtime)
-        assert store.get_execution(record.id).status is Status.ENDED_SUCCESS
-        assert store.lock_holder("gate") == waiter  # untouched by the release run again
-    finally:
-        runtime.close()
-        store.close()
+    monkeypatch.setattr(store, "commit_step", freed_meanwhile)
+    recorder.deliver(runtime)  # the lock is held: the waiter stores its wait
+    assert store.get_execution(record.id).status is Status.WAITING
+    assert [ticket.execution_id for ticket, _ in recorder.sent] == [record.id]  # woken
+    _deliver_all(recorder, runtime)
+    assert store.get_execution(record.id).status is Status.ENDED_SUCCESS
 
 
 def test_a_timeout_that_passes_raises_lock_timeout_error_the_flow_can_catch(client, tmp_path):
