@@ -236,7 +236,7 @@ class File(_Record):
     def get_bytes_content(self) -> bytes:
         """The content as bytes (text is encoded as UTF-8)."""
         content = self.get("content")
-        return content.encode() if isinstance(content, str) else content  # type: ignore[no-any-return]
+        return content.encode() if isinstance(content, str) else bytes(content)
 
     def get_base64_content(self) -> str:
         """The content base64-encoded (`get('content', convert_binary=False)`)."""
