@@ -7,7 +7,8 @@ import textwrap
 import threading
 
 import pytest
-from conftest import SECRET, Recorder, wait_until, write_flow
+import sqlalchemy as sa
+from conftest import SECRET, Recorder, assert_refused, run_flow, wait_until, write_flow
 
 import flowrt
 from flowrt.clock import utc_now
@@ -16,12 +17,25 @@ from flowrt.runtime import Runtime
 from flowrt.status import Status
 from flowrt.storage import open_store
 from flowrt.storage.base import StepCommit
+from flowrt.storage.schema import named
 
 # --- the store: one holder, taken atomically --------------------------------------------------
 
 
 def _execution(store, name: str = "f") -> str:
     return store.create_execution(name, "def handler(system, this): pass", {}).id
+
+
+def _row_holder(store, name: str) -> str | None:
+    """The holder the setting's row names, ended or not (`lock_holder` skips ended ones)."""
+    query = sa.select(named.c.holder).where(named.c.kind == "setting", named.c.name == name)
+    with store.engine.begin() as conn:
+        return conn.scalar(query)
+
+
+def _given_back(store, name: str) -> None:
+    """Wait for the end of its holder to clear the row (just after the end is stored)."""
+    wait_until(lambda: _row_holder(store, name) is None, 30, f"the lock {name!r} given back")
 
 
 def _wait_for_lock(store, execution_id: str, name: str, wake_at=None) -> None:
@@ -136,11 +150,6 @@ def test_executions_racing_for_a_lock_on_postgresql_never_both_get_it(pg_clean):
 # --- flows: edges first -----------------------------------------------------------------------
 
 
-def _run(client, tmp_path, source: str, name: str = "flow", inputs=None, timeout_s: float = 60):
-    handle = client.start(write_flow(tmp_path, textwrap.dedent(source), name), inputs)
-    return handle.wait(timeout_s) if timeout_s else handle
-
-
 BAD_CALLS = """
     import flow_api
 
@@ -165,15 +174,19 @@ BAD_CALLS = """
 def test_bad_acquire_and_release_arguments_raise_catchable_errors_and_change_nothing(
     client, tmp_path
 ):
-    handle = _run(client, tmp_path, BAD_CALLS)
+    handle = run_flow(client, tmp_path, BAD_CALLS)
     assert handle.status is Status.ENDED_SUCCESS, handle.record().error
-    caught = handle.outputs
-    assert caught["negative"][0] == "InvalidCallError" and "negative" in caught["negative"][1]
-    assert caught["nan"][0] == "InvalidCallError" and "finite" in caught["nan"][1]
-    assert caught["text"][0] == "InvalidCallError" and "number" in caught["text"][1]
-    assert caught["name"][0] == "InvalidCallError" and "must be a str" in caught["name"][1]
-    assert caught["empty"][0] == "InvalidCallError"
-    assert caught["missing"][0] == "NotFoundError" and "never-made" in caught["missing"][1]
+    assert_refused(
+        handle.outputs,
+        {
+            "negative": ("InvalidCallError", "must not be negative"),
+            "nan": ("InvalidCallError", "finite"),
+            "text": ("InvalidCallError", "must be a number"),
+            "name": ("InvalidCallError", "must be a str"),
+            "empty": ("InvalidCallError", "must not be empty"),
+            "missing": ("NotFoundError", "never-made"),
+        },
+    )
     assert client.list_named("setting") == []  # nothing was created by refused calls
     calls = [sp.call for sp in handle.savepoints()]
     assert "setting.acquire" not in calls  # refused before any savepoint
@@ -207,24 +220,24 @@ WAITER = """
 
 
 def _holding(client, tmp_path, hold_s: float = 3600, name: str = "holder"):
-    holder = _run(client, tmp_path, HOLDER, name, {"hold": hold_s}, timeout_s=0)
+    holder = run_flow(client, tmp_path, HOLDER, name, {"hold": hold_s}, timeout_s=0)
     wait_until(lambda: client.get_setting("gate-progress") == "held", 30, "the holder")
     return holder
 
 
 def test_a_waiter_waits_as_waiting_until_the_holder_releases(client, tmp_path):
     holder = _holding(client, tmp_path, hold_s=2)
-    waiter = _run(client, tmp_path, WAITER, "waiter", timeout_s=0)
+    waiter = run_flow(client, tmp_path, WAITER, "waiter", timeout_s=0)
     wait_until(lambda: waiter.status is Status.WAITING, 30, "the waiter to wait")
     assert waiter.record().waits_on == "lock:gate"
     assert holder.wait(30).status is Status.ENDED_SUCCESS, holder.record().error
     assert waiter.wait(30).status is Status.ENDED_SUCCESS
     assert waiter.outputs == {"got": True} and waiter.record().waits_on is None
-    assert client.store.lock_holder("gate") is None
+    _given_back(client.store, "gate")
 
 
 def test_taking_a_lock_twice_keeps_it_and_releasing_one_not_taken_is_an_error(client, tmp_path):
-    handle = _run(
+    handle = run_flow(
         client,
         tmp_path,
         """
@@ -246,7 +259,7 @@ def test_taking_a_lock_twice_keeps_it_and_releasing_one_not_taken_is_an_error(cl
     assert "nobody holds it" in handle.record().message
     calls = [sp.call for sp in handle.savepoints()]
     assert calls[:4] == ["setting.acquire"] * 2 + ["setting.release"] * 2
-    assert client.store.lock_holder("gate") is None  # its end gave it back
+    _given_back(client.store, "gate")  # its end gave it back
 
 
 @pytest.fixture
@@ -328,11 +341,11 @@ def test_a_lock_freed_while_its_waiter_stored_its_wait_wakes_the_waiter_at_once(
 
 def test_a_timeout_that_passes_raises_lock_timeout_error_the_flow_can_catch(client, tmp_path):
     holder = _holding(client, tmp_path)
-    waiter = _run(client, tmp_path, WAITER, "waiter", {"timeout": 1.5})
+    waiter = run_flow(client, tmp_path, WAITER, "waiter", {"timeout": 1.5})
     assert waiter.status is Status.ENDED_SUCCESS, waiter.record().error
     assert holder.id in waiter.outputs["timed_out"] and "1.5 s" in waiter.outputs["timed_out"]
     assert client.store.lock_holder("gate") == holder.id  # the holder kept it
-    immediate = _run(client, tmp_path, WAITER, "immediate", {"timeout": 0})
+    immediate = run_flow(client, tmp_path, WAITER, "immediate", {"timeout": 0})
     assert "timed_out" in immediate.outputs
     holder.cancel()
 
@@ -342,7 +355,7 @@ def test_a_waiter_with_a_timeout_is_woken_by_the_release_not_by_its_deadline(
     client, tmp_path, timeout_s
 ):
     holder = _holding(client, tmp_path, hold_s=1.5)
-    waiter = _run(client, tmp_path, WAITER, "waiter", {"timeout": timeout_s}, timeout_s=0)
+    waiter = run_flow(client, tmp_path, WAITER, "waiter", {"timeout": timeout_s}, timeout_s=0)
     wait_until(lambda: waiter.status is Status.WAITING, 30, "the waiter to wait")
     deadline = waiter.record().wake_at
     assert deadline is not None and (deadline - utc_now()).total_seconds() > timeout_s - 10
@@ -353,7 +366,7 @@ def test_a_waiter_with_a_timeout_is_woken_by_the_release_not_by_its_deadline(
 
 def test_releasing_a_lock_another_execution_holds_raises_lock_not_held_error(client, tmp_path):
     holder = _holding(client, tmp_path)
-    thief = _run(
+    thief = run_flow(
         client,
         tmp_path,
         """
@@ -389,14 +402,16 @@ def test_an_execution_that_ends_gives_its_locks_back_and_wakes_the_waiter(client
             this.error('failed holding it')
         raise RuntimeError('crashed holding it')
     """
-    holder = _run(client, tmp_path, ending, "holder", {"hold": 3600 if how == "cancel" else 1}, 0)
+    hold = {"hold": 3600 if how == "cancel" else 1}
+    holder = run_flow(client, tmp_path, ending, "holder", hold, timeout_s=0)
     wait_until(lambda: client.get_setting("gate-progress") == "held", 30, "the holder")
-    waiter = _run(client, tmp_path, WAITER, "waiter", timeout_s=0)
+    waiter = run_flow(client, tmp_path, WAITER, "waiter", timeout_s=0)
     wait_until(lambda: waiter.status is Status.WAITING, 30, "the waiter to wait")
     if how == "cancel":
         holder.cancel()
     assert waiter.wait(30).status is Status.ENDED_SUCCESS, waiter.record().error
     assert holder.wait(30).status.ended and waiter.outputs == {"got": True}
+    _given_back(client.store, "gate")
 
 
 def test_a_restore_keeps_the_lock_and_a_restored_acquire_takes_it_again(client, tmp_path):
@@ -414,11 +429,11 @@ def test_a_restore_keeps_the_lock_and_a_restored_acquire_takes_it_again(client, 
     )
     assert client.store.lock_holder("gate") == holder.id
     holder.cancel()
-    assert client.store.lock_holder("gate") is None
+    assert _row_holder(client.store, "gate") is None  # the cancel gave it back at once
 
 
 def test_an_errored_holder_restored_does_not_hold_its_lock_again(client, tmp_path):
-    failed = _run(
+    failed = run_flow(
         client,
         tmp_path,
         """
@@ -433,7 +448,7 @@ def test_an_errored_holder_restored_does_not_hold_its_lock_again(client, tmp_pat
         """,
     )
     assert failed.status is Status.ENDED_ERROR and client.store.lock_holder("gate") is None
-    assert client.store.release_locks(failed.id) == []  # its end gave the lock back
+    _given_back(client.store, "gate")
     # Had that release been lost, the row would still name it: a restore must not revive it.
     assert client.store.acquire_lock("gate", failed.id, utc_now()) is None
     client.set_setting("may-pass", True)
@@ -444,7 +459,7 @@ def test_an_errored_holder_restored_does_not_hold_its_lock_again(client, tmp_pat
 
 
 def test_archiving_an_ended_holder_clears_a_lock_row_still_naming_it(client, tmp_path):
-    done = _run(
+    done = run_flow(
         client,
         tmp_path,
         """
@@ -455,14 +470,16 @@ def test_archiving_an_ended_holder_clears_a_lock_row_still_naming_it(client, tmp
         """,
     )
     assert done.status is Status.ENDED_SUCCESS and client.store.lock_holder("gate") is None
+    _given_back(client.store, "gate")
     client.store.acquire_lock("gate", done.id, utc_now())  # a release lost at its end
+    assert _row_holder(client.store, "gate") == done.id
     done.archive()
-    assert client.store.release_locks(done.id) == []  # archive gave it back
+    assert _row_holder(client.store, "gate") is None  # archive gave it back
 
 
 def test_a_lost_wake_up_is_recovered_by_the_reaper(client, tmp_path):
     holder = _holding(client, tmp_path)
-    waiter = _run(client, tmp_path, WAITER, "waiter", timeout_s=0)
+    waiter = run_flow(client, tmp_path, WAITER, "waiter", timeout_s=0)
     wait_until(lambda: waiter.status is Status.WAITING, 30, "the waiter to wait")
     # Free the lock behind flowrt's back: nobody is woken but by the reaper's pass.
     assert client.store.release_lock("gate", holder.id) == holder.id
@@ -475,10 +492,10 @@ def test_a_waiter_holds_no_worker_slot_while_it_waits(flowrt_env, tmp_path):
     flowrt_env(FLOWRT_WORKER_CONCURRENCY="1")
     client = flowrt.default_client()
     holder = _holding(client, tmp_path, hold_s=4)
-    waiter = _run(client, tmp_path, WAITER, "waiter", timeout_s=0)
+    waiter = run_flow(client, tmp_path, WAITER, "waiter", timeout_s=0)
     wait_until(lambda: waiter.status is Status.WAITING, 30, "the waiter to wait")
     # The only worker thread is free: an unrelated flow runs to its end meanwhile.
-    other = _run(
+    other = run_flow(
         client,
         tmp_path,
         """
