@@ -82,3 +82,9 @@ STEP_RETRIES = 8
 # up to FLOWRT_STEP_RETRY_MAX_SECONDS: 0.5, 1, 2, ... 30, 30 (about 90 s in all).
 STEP_RETRY_SECONDS = 0.5
 STEP_RETRY_MAX_SECONDS = 30.0
+
+# The user executions run as, what `system.get_own_user().get('name')` answers (FLOWRT_USER).
+USER = "flowrt"
+
+# The name of this flowrt environment, what `system.get_env_name()` answers (FLOWRT_ENV_NAME).
+ENV_NAME = "flowrt"

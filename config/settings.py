@@ -47,6 +47,8 @@ class Settings:
     step_retries: int = defaults.STEP_RETRIES
     step_retry_seconds: float = defaults.STEP_RETRY_SECONDS
     step_retry_max_seconds: float = defaults.STEP_RETRY_MAX_SECONDS
+    user_name: str = defaults.USER
+    env_name: str = defaults.ENV_NAME
 
     @property
     def embedded_broker(self) -> bool:
@@ -69,6 +71,8 @@ class Settings:
             "commit_attempts": self.commit_attempts,
             "commit_retry_s": self.commit_retry_seconds,
             "commit_retry_max_s": self.commit_retry_max_seconds,
+            "user_name": self.user_name,
+            "env_name": self.env_name,
         }
 
     @property
@@ -121,6 +125,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         step_retry_max_seconds=_number(
             env, "STEP_RETRY_MAX_SECONDS", defaults.STEP_RETRY_MAX_SECONDS, float
         ),
+        user_name=_text(env, "USER", defaults.USER) or defaults.USER,
+        env_name=_text(env, "ENV_NAME", defaults.ENV_NAME) or defaults.ENV_NAME,
     )
 
 

@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 from flowrt.clock import utc_now
-from flowrt.core import RuntimeCore
 from flowrt.errors import ArchivedExecutionError, InvalidCallError, SavepointNotFoundError
+from flowrt.locks import Locks
 from flowrt.status import RESTORABLE, Status
 from flowrt.storage.base import ExecutionRecord
 
 
-class Control(RuntimeCore):
+class Control(Locks):
     """The `Runtime` methods that change an execution from outside its flow."""
 
     def restore(self, execution_id: str, ref: str, by: str = "id") -> ExecutionRecord:
         """Restore an execution to its savepoint `ref` (by `'id'` or `'name'`) and run it.
 
         A restore is a new attempt at the savepoint's call. A PAUSED execution stays PAUSED,
-        at the restored savepoint, until `resume`.
+        at the restored savepoint, until `resume`. Setting locks are outside the execution: a
+        restore keeps those it holds; one that had ended gave them back at its end.
         """
         current = self.store.get_execution(execution_id)
         if current.archived_at is not None and current.status in RESTORABLE:
             raise ArchivedExecutionError(execution_id, current.archived_at.isoformat())
+        if current.status.ended:
+            self._release_locks(execution_id)  # should its end's release have been lost
         if by == "name":
             target = self.store.find_named(current.head_id, ref) if current.head_id else None
             if target is None:
@@ -37,7 +40,9 @@ class Control(RuntimeCore):
 
     def archive(self, execution_id: str) -> ExecutionRecord:
         """Delete an ended execution's savepoints; status, outputs and logs stay."""
-        return self.store.archive(execution_id)
+        record = self.store.archive(execution_id)
+        self._release_locks(execution_id)  # given back at its end already, unless that was lost
+        return record
 
     def pause(self, execution_id: str) -> ExecutionRecord:
         """Pause a running or waiting execution; a step already under way is not stored."""
@@ -59,6 +64,7 @@ class Control(RuntimeCore):
         cancelled = self.store.cancel(execution_id, utc_now())
         ids = {record.id for record in cancelled}
         for record in cancelled:
+            self._release_locks(record.id)
             if record.parent_id is not None and record.parent_id not in ids:
                 self._wake(record.parent_id)
         return cancelled

@@ -95,3 +95,6 @@ class FlowState:
     inputs: dict[str, Any]
     outputs: dict[str, Any]
     message: str | None = None
+    # The setting locks its calls took and did not give back, as their answers say: a
+    # release run again after a crash can tell its own earlier release from a careless one.
+    held_locks: set[str] = field(default_factory=set)

@@ -90,13 +90,14 @@ def reap(runtime: Runtime, backlog: int = 0, limit: int = 1000) -> ReapReport:
     """Send again the steps of executions nobody answers for; run by beat every second.
 
     Those are: running executions whose holder's lease expired (the worker died or its
-    message was lost), sleeps that are due, and parents with a child that ended. An
+    message was lost), sleeps that are due, parents with a child that ended, and waiters
+    for a setting's lock that is free (their wake-up was lost). An
     execution whose step went to the shared queue and is `backlog` messages deep may
     still be on its way: of those whose queued lease expired, only the oldest beyond
     the queue's length are sent again.
     """
     now = utc_now()
-    parents = runtime.store.wake_parents(now)
+    parents = runtime.store.wake_parents(now) + runtime.store.wake_lock_waiters(now)
     runtime.store.wake_answered(now)  # a response whose wake-up was lost
     overdue = runtime.store.overdue(now, limit)
     queued = [r for r in overdue if r.worker is None and r.lease_until is not None]

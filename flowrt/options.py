@@ -33,6 +33,8 @@ class Options:
         commit_attempts: attempts at a step's write when the database fails transiently.
         commit_retry_s: seconds before the second attempt, doubled for each further one
             up to `commit_retry_max_s`.
+        user_name: the user executions run as (`system.get_own_user()`).
+        env_name: the name of this flowrt environment (`system.get_env_name()`).
     """
 
     secret: bytes
@@ -50,6 +52,8 @@ class Options:
     commit_attempts: int = 5
     commit_retry_s: float = 0.05
     commit_retry_max_s: float = 1.0
+    user_name: str = "flowrt"
+    env_name: str = "flowrt"
 
     def __post_init__(self) -> None:
         if any(len(key) < 16 for key in (self.secret, *self.old_secrets)):

@@ -183,6 +183,7 @@ class Stepping(StepWrites, Children):
             self.start_child,
             self.run_child,
             self.journal.signer,
+            self.lock_freed,
         )
         result = perform(context, live.pending)
         if isinstance(result, Answer):
@@ -371,6 +372,7 @@ class Stepping(StepWrites, Children):
         if unload:
             self.live.release(live.execution_id)
             live.close()
+            self._recheck_lock(wait.waits_on)
             return
         live.idle_since = time.monotonic()
         if not self.live.put(live):
@@ -381,19 +383,22 @@ class Stepping(StepWrites, Children):
             self.dispatcher.enqueue_step(self._ticket(live), worker=self.worker, eta=until)
         elif any(child.status.ended for child in self.store.get_executions(wait.children)):
             self._wake(live.execution_id)  # a child ended while this wait was being stored
+        self._recheck_lock(wait.waits_on)
 
     def _end(self, live: LiveExecution, end: End) -> None:
         changes = ended(end.status)
         changes["message"] = end.message
         if end.status is Status.ENDED_ERROR:
             line = live.pending.line if live.pending else None
-            changes.update(error=f"this.error() at line {line}: {end.message}", error_line=line)
+            call = live.pending.name if live.pending else "error"  # this.error() or this.end()
+            changes.update(error=f"this.{call}() at line {line}: {end.message}", error_line=line)
         if self._commit(live, StepCommit(live.execution_id, live.version, changes)):
             self._finish(live)
 
     def _finish(self, live: LiveExecution) -> None:
         self.live.release(live.execution_id)
         live.close(EndSignal)
+        self._release_locks(live.execution_id)
         if live.parent_id is not None:
             self._wake(live.parent_id)
 

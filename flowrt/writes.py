@@ -13,8 +13,8 @@ from dataclasses import replace
 from typing import Any
 
 from flowrt.clock import utc_now
-from flowrt.core import RuntimeCore
 from flowrt.live import LiveExecution
+from flowrt.locks import Locks
 from flowrt.status import Status
 from flowrt.storage.base import StepCommit
 from flowrt.storage.faults import Backoff, describe, is_permanent, retry_transient
@@ -23,7 +23,7 @@ from flowrt.values import storable_text
 log = logging.getLogger("flowrt")
 
 
-class StepWrites(RuntimeCore):
+class StepWrites(Locks):
     """The `Runtime` methods that store a step's write, or end an execution it cannot store."""
 
     def _write(self, live: LiveExecution, commit: StepCommit) -> bool:
@@ -93,6 +93,7 @@ class StepWrites(RuntimeCore):
         changes.update(message=message, error=trace or message, error_line=line, worker=None)
         if not self._store_step(StepCommit(execution_id, version, changes)):
             return False
+        self._release_locks(execution_id)
         parent_id = self.store.get_execution(execution_id).parent_id
         if parent_id is not None:
             self._wake(parent_id)

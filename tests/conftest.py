@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 import uuid
@@ -127,6 +128,29 @@ def write_flow(tmp_path: Path, source: str, name: str = "flow") -> str:
     path = tmp_path / f"{name}.py"
     path.write_text(source)
     return str(path)
+
+
+def run_flow(
+    client: Client,
+    tmp_path: Path,
+    source: str,
+    name: str = "flow",
+    inputs: dict[str, object] | None = None,
+    timeout_s: float = 60,
+) -> flowrt.Handle:
+    """Start the (dedented) `source` as flow `name`; wait for its end unless `timeout_s` is 0."""
+    handle = client.start(write_flow(tmp_path, textwrap.dedent(source), name), inputs)
+    return handle.wait(timeout_s) if timeout_s else handle
+
+
+def assert_refused(caught: dict[str, list[str]], expected: dict[str, tuple[str, str]]) -> None:
+    """Each call `caught` names raised the error class expected, with the text expected in it.
+
+    `caught` maps a label to `[class name, message]`, as a flow that catches them saves it.
+    """
+    assert set(caught) == set(expected), caught
+    for label, (kind, text) in expected.items():
+        assert caught[label][0] == kind and text in caught[label][1], (label, caught[label])
 
 
 class LocalHttpServer:

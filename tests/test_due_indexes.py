@@ -164,3 +164,9 @@ def test_no_index_covers_a_column_every_step_writes_so_its_update_stays_heap_onl
     for name, definition in rows:
         for column in ("lease_until", "version", "head_id", "updated_at"):
             assert column not in definition, (name, definition)
+
+
+def test_waking_lock_waiters_reads_only_executions_waiting_without_a_wake_up_time(filled):
+    found = plan(filled, lambda s: s.wake_lock_waiters(datetime.now(UTC)))
+    assert "ix_executions_waiting" in found and not reads_every_waiting_row(found), found
+    assert not full_scans(found), found

@@ -49,6 +49,9 @@ SAMPLES: list[BaseException] = [
     errors.MessageAnsweredError("m1", "2025-01-01T00:00:00+00:00"),
     errors.IncompatibleScriptError("e1", "diverged at savepoint #2"),
     errors.ExecutionChangedError("e1", 3, 4),
+    errors.LockTimeoutError("deploy", "e1", 2.5),
+    errors.LockNotHeldError("deploy", "e1"),
+    errors.LockNotHeldError("deploy", None),
 ]
 
 
@@ -106,7 +109,17 @@ FLOW_CAUSED = [
     errors.MessageResponseTimeoutError,
     errors.SchemaValidationError,
     errors.UnsupportedConnectionError,
+    errors.LockTimeoutError,
+    errors.LockNotHeldError,
 ]
+
+
+def test_resource_not_found_error_is_cloudomations_name_for_not_found_error():
+    from flowrt import flow_api
+
+    assert flow_api.ResourceNotFoundError is errors.NotFoundError
+    assert flow_api.exceptions.ResourceNotFoundError is errors.NotFoundError
+    assert "ResourceNotFoundError" in flow_api.__all__
 
 
 @pytest.mark.parametrize("cls", FLOW_CAUSED, ids=lambda c: c.__name__)

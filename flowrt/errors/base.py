@@ -94,6 +94,11 @@ class NotFoundError(StorageError, FlowApiError):
         return f"no {self.kind} named {self.name!r}" + (f"; {self.hint}" if self.hint else "")
 
 
+# Cloudomation's name for it (`flow_api.ResourceNotFoundError`): the same class, so that
+# `except` with either name catches what flowrt raises.
+ResourceNotFoundError = NotFoundError
+
+
 class InvalidStateError(StorageError):
     """Raised when an execution's status does not allow the operation asked for."""
 

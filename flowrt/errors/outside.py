@@ -1,4 +1,5 @@
-"""Errors of the calls that reach outside an execution: connectors, and messages to people."""
+"""Errors of the calls that reach outside an execution: connectors, messages to people, and
+the locks of settings other executions share."""
 
 from __future__ import annotations
 
@@ -129,4 +130,42 @@ class MessageAnsweredError(StorageError):
         return (
             f"message {self.message_id} was responded to at {self.responded_at}; a response is "
             "final and is not replaced (`flowrt messages --execution ID` shows it)"
+        )
+
+
+# --- setting locks ------------------------------------------------------------------------------
+
+
+class LockTimeoutError(TimeoutExceededError):
+    """Raised when `setting.acquire(timeout=...)` could not get the lock within its timeout."""
+
+    def __init__(self, name: str, holder: str, timeout_s: float) -> None:
+        super().__init__(name, holder, timeout_s)
+        self.name, self.holder, self.timeout_s = name, holder, timeout_s
+
+    def __str__(self) -> str:
+        return (
+            f"the lock of setting {self.name!r} is still held by execution {self.holder} after "
+            f"{self.timeout_s:g} s; try again later, wait longer (timeout=None waits for as "
+            f"long as it takes), or see what holds it with `flowrt show {self.holder}`"
+        )
+
+
+class LockNotHeldError(FlowApiError):
+    """Raised when an execution releases a setting's lock it does not hold."""
+
+    def __init__(self, name: str, holder: str | None) -> None:
+        super().__init__(name, holder)
+        self.name, self.holder = name, holder
+
+    def __str__(self) -> str:
+        if self.holder is None:
+            return (
+                f"cannot release the lock of setting {self.name!r}: nobody holds it; take it "
+                "with setting.acquire() first"
+            )
+        return (
+            f"cannot release the lock of setting {self.name!r}: execution {self.holder} holds "
+            "it, not this one; only the holder releases a lock (it is released by itself "
+            "when its holder ends)"
         )

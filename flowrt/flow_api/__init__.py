@@ -20,8 +20,11 @@ from flowrt.flow_api.exceptions import (
     ForeignSavepointError,
     HttpStatusError,
     InvalidCallError,
+    LockNotHeldError,
+    LockTimeoutError,
     MessageResponseTimeoutError,
     NotFoundError,
+    ResourceNotFoundError,
     RestoreLoopError,
     SavepointNotFoundError,
     SchemaValidationError,
@@ -34,7 +37,7 @@ from flowrt.flow_api.exceptions import (
 from flowrt.flow_api.execution import ConnectorResult, Execution, SavepointInfo
 from flowrt.flow_api.flows import Flow
 from flowrt.flow_api.messages import Message
-from flowrt.flow_api.system import Connection, File, Setting, System
+from flowrt.flow_api.system import Connection, File, Setting, System, User
 
 __all__ = [
     "exceptions",
@@ -51,7 +54,10 @@ __all__ = [
     "HttpStatusError",
     "InvalidCallError",
     "MessageResponseTimeoutError",
+    "LockNotHeldError",
+    "LockTimeoutError",
     "NotFoundError",
+    "ResourceNotFoundError",
     "RestoreLoopError",
     "SavepointNotFoundError",
     "SchemaValidationError",
@@ -73,4 +79,5 @@ __all__ = [
     "SavepointInfo",
     "Setting",
     "System",
+    "User",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -15,10 +16,22 @@ from flowrt.flow_api.children import (
     wait_rule,
 )
 from flowrt.flow_api.connections import ConnectionExecution, open_connection
+from flowrt.status import Status
 from flowrt.values import check_json, check_name, check_seconds, check_text, check_timestamp
 
 if TYPE_CHECKING:
     from flowrt.live import LiveExecution
+
+# What `this.end(status)` accepts, lower-cased: Cloudomation's words and the status names.
+END_STATUSES = {
+    "success": Status.ENDED_SUCCESS,
+    "error": Status.ENDED_ERROR,
+    "cancelled": Status.ENDED_CANCELLED,
+    "ended_success": Status.ENDED_SUCCESS,
+    "ended_error": Status.ENDED_ERROR,
+    "ended_cancelled": Status.ENDED_CANCELLED,
+}
+END_STATUS_CHOICES = "the status is 'success', 'error' or 'cancelled' (or 'ENDED_SUCCESS', ...)"
 
 
 @dataclass(frozen=True)
@@ -92,14 +105,16 @@ class Execution:
             )
         return open_connection(self._live, "task", None, params)
 
-    def log(self, *args: Any) -> None:
-        """Append a line to the execution's log.
+    def log(self, *args: Any, **fields: Any) -> None:
+        """Append a line to the execution's log: the arguments, then `key=value` for each
+        keyword argument, its value as JSON (`this.log('done', rows=3)` logs `done rows=3`).
 
         Durability: creates a savepoint; the log line is written once per committed step,
         and is kept by restores and archiving. Replay writes nothing. A line holding a NUL
         character or a lone surrogate raises `UnstorableValueError` and is not written.
         """
         parts = tuple(str(a) for a in args)
+        parts += tuple(f"{key}={_rendered(value)}" for key, value in fields.items())
         check_text("log", "the log line", " ".join(parts))
         self._live.call("log", parts, {})
 
@@ -129,6 +144,44 @@ class Execution:
         answer = self._live.call("save", (), fields)
         self._live.state.outputs = answer["output_value"]
         self._live.state.message = answer["message"]
+
+    def set_output(self, *pair: Any, **pairs: Any) -> None:
+        """Merge outputs into the execution's `output_value`: `set_output('key', value)` or
+        `set_output(key=value, ...)`; other keys stay (`save(output_value=)` replaces all).
+
+        Durability: creates a savepoint; outputs are part of the execution's state, so a
+        restore to an earlier savepoint brings the earlier outputs back. A value JSON cannot
+        hold raises `SerializationError`, one holding NaN or NUL `UnstorableValueError`.
+        """
+        if pair:
+            if len(pair) != 2 or not isinstance(pair[0], str):
+                raise InvalidCallError(
+                    "this.set_output() takes a key (a str) and a value, or key=value pairs, "
+                    f"not {len(pair)} positional argument(s)"
+                )
+            pairs = {pair[0]: pair[1], **pairs}
+        if not pairs:
+            raise InvalidCallError("this.set_output() takes a key and a value, or key=value")
+        for key in pairs:
+            check_text("set_output", "an output key", key)
+        pairs = check_json("set_output", "output_value", pairs)
+        answer = self._live.call("set_output", (pairs,), {})
+        self._live.state.outputs = answer["output_value"]
+
+    def end(self, status: str, message: str | None = None) -> NoReturn:
+        """End the execution with `status`: `'success'`, `'error'` or `'cancelled'` (or
+        `'ENDED_SUCCESS'`, ... by name), and `message`; `except Exception` cannot stop it.
+
+        An unknown status raises `InvalidCallError` and ends nothing. Durability: as
+        `success`. Never returns.
+        """
+        if not isinstance(status, str) or status.lower() not in END_STATUSES:
+            raise InvalidCallError(f"this.end({status!r}): {END_STATUS_CHOICES}")
+        if message is not None:
+            check_text("end", "message", str(message))
+            message = str(message)
+        self._live.call("end", (status, message), {})
+        raise AssertionError("unreachable: end() ends the execution")
 
     def success(self, message: str | None = None) -> NoReturn:
         """End the execution with ENDED_SUCCESS; `except Exception` cannot stop this.
@@ -268,3 +321,11 @@ class Execution:
         check_text("load_dump", "the savepoint ref", str(ref))
         self._live.call("load_dump", (str(ref), by), {})
         raise AssertionError("unreachable: load_dump() restores the execution")
+
+
+def _rendered(value: Any) -> str:
+    # JSON where it can be (a str quoted, a tuple as a list), else the value's repr.
+    try:
+        return json.dumps(value, ensure_ascii=False, default=repr)
+    except (TypeError, ValueError, RecursionError):
+        return repr(value)

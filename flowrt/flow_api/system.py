@@ -12,10 +12,12 @@ from flowrt.flow_api.messages import Message
 from flowrt.forms import form_body, subject_text
 from flowrt.forms import message_type as type_named
 from flowrt.storage.rows import is_uuid
-from flowrt.values import check_json, check_name
+from flowrt.values import check_json, check_name, check_seconds
 
 if TYPE_CHECKING:
     from flowrt.live import LiveExecution
+
+_UNSET: Any = object()  # `system.setting(name)` without value=: a handle only
 
 
 class System:
@@ -27,9 +29,16 @@ class System:
     def __init__(self, live: LiveExecution) -> None:
         self._live = live
 
-    def setting(self, name: str) -> Setting:
-        """A handle on the setting `name` (no call is made until you use it)."""
-        return Setting(self._live, name)
+    def setting(self, name: str, value: Any = _UNSET) -> Setting:
+        """A handle on the setting `name` (no call is made until you use it).
+
+        With `value=`, the setting is created or updated with it first: that is a Flow-API
+        call, as `setting.save(value=...)`.
+        """
+        setting = Setting(self._live, name)
+        if value is not _UNSET:
+            setting.save(value=value)
+        return setting
 
     def file(self, name: str) -> File:
         """A handle on the file `name` (no call is made until you use it)."""
@@ -100,6 +109,47 @@ class System:
         """A handle on the stored connector `name` (no call is made until you use it)."""
         return Connection(self._live, name)
 
+    def settings(self, **query: Any) -> list[Setting]:
+        """Every setting, by name, as handles (`for s in system.settings(): s.get('value')`).
+
+        Durability: creates a savepoint; replay returns the settings listed the first time.
+        Cloudomation's `filter=` is not supported (`InvalidCallError`): filter in the flow.
+        """
+        return [Setting(self._live, name) for name in self._list("setting", query)]
+
+    def files(self, **query: Any) -> list[File]:
+        """Every file, by name, as handles; see `settings`."""
+        return [File(self._live, name) for name in self._list("file", query)]
+
+    def get(self, field: str) -> Any:
+        """Read a field of this execution, as `this.get(field)` (`'input_value'`, ...).
+
+        Durability: creates a savepoint; replay returns the value read the first time.
+        """
+        return self._live.call("system.get", (field,), {})
+
+    def get_own_user(self) -> User:
+        """The user executions run as here: `.get('name')` is FLOWRT_USER (default 'flowrt').
+
+        Durability: creates a savepoint; replay returns the user read the first time.
+        """
+        return User(self._live.call("system.get_own_user", (), {}))
+
+    def get_env_name(self) -> str:
+        """The name of this flowrt environment: FLOWRT_ENV_NAME (default 'flowrt').
+
+        Durability: creates a savepoint; replay returns the name read the first time.
+        """
+        return self._live.call("system.get_env_name", (), {})  # type: ignore[no-any-return]
+
+    def _list(self, kind: str, query: dict[str, Any]) -> list[str]:
+        if query:
+            raise InvalidCallError(
+                f"system.{kind}s({', '.join(query)}=...): listings take no arguments here; "
+                "list them all and pick in the flow"
+            )
+        return self._live.call(f"{kind}.list", (), {})  # type: ignore[no-any-return]
+
 
 class _Record:
     """A named object stored outside the execution; restores do not roll it back."""
@@ -112,13 +162,39 @@ class _Record:
     def _check_name(self, method: str) -> None:
         check_name(f"{self.kind}.{method}", f"the {self.kind} name", self.name)
 
-    def get(self, field: str | None = None) -> Any:
-        """Read a field of the record (default: `'value'` of a setting, `'content'` of a file).
+    def __repr__(self) -> str:
+        return f"<{self.kind} {self.name!r}>"
 
-        Durability: creates a savepoint; replay returns the value read the first time.
+    def get(self, *fields: str, **options: Any) -> Any:
+        """Read fields of the record: one field gives its value, several a tuple of theirs
+        in the order asked (default: `'value'` of a setting, `'content'` of a file).
+
+        Durability: creates a savepoint; replay returns the values read the first time.
         """
-        self._check_name("get")
-        return self._live.call(f"{self.kind}.get", (self.name, field), {})
+        return self._read("get", fields, options)
+
+    def load(self, *fields: str, **options: Any) -> Any:
+        """Read fields afresh from the database, as `get` (every read here is fresh).
+
+        Durability: as `get`.
+        """
+        return self._read("load", fields, options)
+
+    def _read(self, method: str, fields: tuple[str, ...], options: dict[str, Any]) -> Any:
+        self._check_name(method)
+        if set(options) - {"convert_binary"} or (self.kind != "file" and options):
+            raise InvalidCallError(
+                f"{self.kind}.{method}() takes field names only, not {', '.join(options)}="
+            )
+        for field in fields:
+            if not isinstance(field, str):
+                raise InvalidCallError(
+                    f"{self.kind}.{method}({field!r}): a field name is a str, "
+                    f"not {type(field).__name__}"
+                )
+        # One field (or none) keeps the argument shape of earlier journals.
+        asked: Any = fields[0] if len(fields) == 1 else (fields or None)
+        return self._live.call(f"{self.kind}.{method}", (self.name, asked), options)
 
     def save(self, **fields: Any) -> None:
         """Create or update the record with `fields`.
@@ -144,15 +220,144 @@ class _Record:
 
 
 class Setting(_Record):
-    """A setting: a JSON `value` shared by all executions (`get('value')`, `save(value=...)`)."""
+    """A setting: a JSON `value` shared by all executions (`get('value')`, `save(value=...)`).
+
+    A setting is also a lock: `acquire()` and `release()`.
+    """
 
     kind = "setting"
 
+    def acquire(self, timeout: float | None = None) -> None:
+        """Take this setting's lock: no other execution holds it until this one releases it
+        or ends (success, error, cancel); a setting that does not exist is created (value
+        None). Holding it already, this returns at once (a lock is not counted).
+
+        While another execution holds it, this waits as WAITING, holding no worker slot,
+        until the lock is free; with `timeout` (seconds, 0 to 10 years) it raises
+        `LockTimeoutError` once that much time has passed without getting it.
+
+        Durability: creates a savepoint; performed at least once (taking a lock one holds is
+        harmless). A restore does not give the lock back: like the setting, it is outside the
+        execution, which holds it until `release()` or its end.
+        """
+        self._check_name("acquire")
+        if timeout is not None:
+            timeout = check_seconds("setting.acquire", timeout)
+        self._live.call("setting.acquire", (self.name, timeout), {})
+        self._live.state.held_locks.add(self.name)
+
+    def release(self) -> None:
+        """Give this setting's lock back and wake the executions waiting for it.
+
+        Releasing a lock this execution does not hold raises `LockNotHeldError`, naming the
+        holder if there is one.
+
+        Durability: creates a savepoint; performed at least once: a release run again after
+        a crash, which finds the lock free or taken by a waiter since, is no error. A
+        restore does not take the lock again.
+        """
+        self._check_name("release")
+        # Whether the flow took this lock, as its journal says: passed only when it did not.
+        taken = self.name in self._live.state.held_locks
+        self._live.call("setting.release", (self.name,), {} if taken else {"taken": False})
+        self._live.state.held_locks.discard(self.name)
+
 
 class File(_Record):
-    """A file: `content` (text or bytes) shared by all executions (`save(content=...)`)."""
+    """A file: `content` (text or bytes) shared by all executions (`save(content=...)`).
+
+    Fields: `'content'` (as saved: str or bytes), `'text'` (the content as UTF-8 text),
+    `'content_size_bytes'`, `'name'`, `'updated_at'`. `convert_binary=False` hands the
+    content over base64-encoded, as Cloudomation's raw form: `get('content',
+    convert_binary=False)` reads it so, and `save(content=b64, convert_binary=False)` stores
+    the bytes it encodes.
+    """
 
     kind = "file"
+
+    def get(self, *fields: str, convert_binary: bool = True, **options: Any) -> Any:
+        """Read fields of the file (see the class); durability as `setting.get`."""
+        return self._read("get", fields, {**options, **_binary_option(convert_binary)})
+
+    def load(self, *fields: str, convert_binary: bool = True, **options: Any) -> Any:
+        """Read fields of the file afresh; as `get`."""
+        return self._read("load", fields, {**options, **_binary_option(convert_binary)})
+
+    def save(self, *, convert_binary: bool = True, **fields: Any) -> None:
+        """Store `content=` (str or bytes; base64 text with `convert_binary=False`) or
+        `text=` (a str).
+
+        Durability: creates a savepoint; performed at least once; a restore does not undo it.
+        """
+        self._check_name("save")
+        for field, value in fields.items():
+            if field == "content" and isinstance(value, (bytes, bytearray)):
+                continue
+            if field == "text" and not isinstance(value, str):
+                raise InvalidCallError(
+                    f"file.save(text=...): text is a str, not {type(value).__name__}; "
+                    "save bytes as content="
+                )
+            check_json("file.save", field, value)
+        self._live.call("file.save", (self.name,), {**fields, **_binary_option(convert_binary)})
+
+    def get_text_content(self) -> str:
+        """The content as UTF-8 text (`get('text')`)."""
+        return self.get("text")  # type: ignore[no-any-return]
+
+    def get_bytes_content(self) -> bytes:
+        """The content as bytes (text is encoded as UTF-8)."""
+        content = self.get("content")
+        return content.encode() if isinstance(content, str) else bytes(content)
+
+    def get_base64_content(self) -> str:
+        """The content base64-encoded (`get('content', convert_binary=False)`)."""
+        return self.get("content", convert_binary=False)  # type: ignore[no-any-return]
+
+    def save_text_content(self, text: str) -> None:
+        """Store `text` as the content (`save(text=...)`)."""
+        self.save(text=text)
+
+    def save_bytes_content(self, content: bytes) -> None:
+        """Store `content` (bytes) as the content."""
+        self.save(content=content)
+
+    def save_base64_content(self, content: str) -> None:
+        """Store the bytes the base64 text `content` encodes."""
+        self.save(content=content, convert_binary=False)
+
+
+def _binary_option(convert_binary: object) -> dict[str, Any]:
+    # Passed only when off: the calls of earlier journals had no such argument.
+    if not isinstance(convert_binary, bool):
+        raise InvalidCallError(
+            f"convert_binary must be True or False, not {type(convert_binary).__name__}"
+        )
+    return {} if convert_binary else {"convert_binary": False}
+
+
+class User:
+    """The user executions run as (`system.get_own_user()`); its fields came with the call."""
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self._fields = dict(fields)
+        self.name: str = self._fields["name"]
+
+    def __repr__(self) -> str:
+        return f"<user {self.name!r}>"
+
+    def get(self, *fields: str) -> Any:
+        """One field's value (`'name'`), or a tuple of several; no call is made."""
+        unknown = [field for field in fields if field not in self._fields]
+        if unknown or not fields:
+            raise InvalidCallError(
+                f"user.get({', '.join(map(repr, fields))}): a user has the fields "
+                f"{', '.join(map(repr, self._fields))}"
+            )
+        values = tuple(self._fields[field] for field in fields)
+        return values[0] if len(values) == 1 else values
+
+    load = get
 
 
 class Connection(_Record):

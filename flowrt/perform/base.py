@@ -22,6 +22,10 @@ ChildStarter = Callable[..., ExecutionRecord]
 ChildRunner = Callable[[ExecutionRecord], ExecutionRecord]
 
 
+def _nobody_to_wake(name: str) -> None:
+    """The default of `StepContext.lock_freed`: wakes nobody (the reaper still does)."""
+
+
 @dataclass(frozen=True)
 class Answer:
     """The call is done: hand `outcome` to the flow, and write `changes` and `logs` with it."""
@@ -65,7 +69,10 @@ Result = Answer | Wait | End | Restore
 
 @dataclass
 class StepContext:
-    """What a performer may use: the live execution, the store, connectors and the clock."""
+    """What a performer may use: the live execution, the store, connectors and the clock.
+
+    `lock_freed(name)` wakes the executions waiting for setting `name`'s lock.
+    """
 
     live: LiveExecution
     store: Store
@@ -75,6 +82,7 @@ class StepContext:
     start_child: ChildStarter
     run_child: ChildRunner | None = None
     signer: Signer | None = None  # signs the flows a flow registers (system.flow().save)
+    lock_freed: Callable[[str], None] = _nobody_to_wake
 
     @property
     def idempotency_key(self) -> str:

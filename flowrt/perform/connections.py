@@ -77,10 +77,15 @@ def _masked(error: FlowrtError, secrets: list[str]) -> FlowrtError:
 
 
 @performer("connection.get")
-def _connection_get(context: StepContext, name: str, field: str | None) -> Result:
-    field = field or "value"
-    if field not in _FIELDS:
-        raise InvalidCallError(f"a connection has the fields {', '.join(map(repr, _FIELDS))}")
+@performer("connection.load")
+def _connection_get(context: StepContext, name: str, asked: str | tuple[str, ...] | None) -> Result:
+    fields = (asked or "value",) if not isinstance(asked, tuple) else asked
+    unknown = [field for field in fields if field not in _FIELDS]
+    if unknown:
+        raise InvalidCallError(
+            f"a connection has the fields {', '.join(map(repr, _FIELDS))}, not "
+            f"{', '.join(map(repr, unknown))}"
+        )
     record = context.store.get_named(KIND, name)
     if record is None:
         raise NotFoundError("connection", name, _HINT)
@@ -92,7 +97,8 @@ def _connection_get(context: StepContext, name: str, field: str | None) -> Resul
         "name": name,
         "updated_at": record.updated_at,
     }
-    return done(shown[field])
+    values = tuple(shown[field] for field in fields)
+    return done(values[0] if len(values) == 1 else values)
 
 
 @performer("connection.save", reaches_out=True)

@@ -406,3 +406,38 @@ class Store(abc.ABC):
     def wake_answered(self, now: datetime) -> int:
         """Mark due every WAITING execution with no wake-up time that waits for a message
         which has its response (the reaper's cover for a lost wake-up)."""
+
+    # --- setting locks: a setting held by one execution at a time (storage/locks.py) --------
+
+    @abc.abstractmethod
+    def acquire_lock(self, name: str, execution_id: str, now: datetime) -> str | None:
+        """Make `execution_id` the holder of setting `name`'s lock, creating the setting (value
+        None) if there is none; None when it holds the lock now, else the holder's id.
+
+        The lock is free when nobody holds it or its holder has ended (or no longer exists);
+        the holder acquiring again keeps it. Never two holders, also under concurrency.
+        """
+
+    @abc.abstractmethod
+    def release_lock(self, name: str, execution_id: str) -> str | None:
+        """Free setting `name`'s lock if `execution_id` holds it; returns who held it: that
+        id (freed now), another unended execution's (it stays held), or None (it was free)."""
+
+    @abc.abstractmethod
+    def release_locks(self, execution_id: str) -> list[str]:
+        """Free every lock `execution_id` holds; the names of the settings freed."""
+
+    @abc.abstractmethod
+    def lock_holder(self, name: str) -> str | None:
+        """The unended execution holding setting `name`'s lock, or None if it is free."""
+
+    @abc.abstractmethod
+    def list_lock_waiters(self, name: str) -> list[ExecutionRecord]:
+        """The WAITING executions whose pending call waits for setting `name`'s lock."""
+
+    @abc.abstractmethod
+    def wake_lock_waiters(self, now: datetime) -> int:
+        """Mark due every waiter with no wake-up time whose lock is free; how many.
+
+        The reaper's pass: it recovers a wake-up lost when a lock was given back.
+        """

@@ -31,6 +31,7 @@ from flowrt.storage.base import (
     Store,
 )
 from flowrt.storage.leases import LeaseStatements
+from flowrt.storage.locks import LockStatements
 from flowrt.storage.messages import MessageStatements
 from flowrt.storage.named import NamedStatements
 from flowrt.storage.removal import RemovalStatements
@@ -108,6 +109,7 @@ class SqlStore(
     RemovalStatements,
     SourceStatements,
     MessageStatements,
+    LockStatements,
     Store,
 ):
     """`Store` on a SQLAlchemy engine; each public method runs in one transaction."""

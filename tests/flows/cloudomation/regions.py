@@ -4,15 +4,15 @@ import flow_api
 
 
 def handler(system: flow_api.System, this: flow_api.Execution):
-    regions = this.get('input_value').get('regions', [])
+    regions = this.get("input_value").get("regions", [])
     children = []
     for number, region in enumerate(regions, 1):
         child = this.flow(
-            'region_report',
-            name=f'region {number}',
+            "region_report",
+            name=f"region {number}",
             run=False,
             region=region,
-            input_value={'size': number},
+            input_value={"size": number},
         )
         children.append(child)
     for child in children:
@@ -21,11 +21,11 @@ def handler(system: flow_api.System, this: flow_api.Execution):
 
     reports, failed = [], []
     for child in children:
-        status, outputs, name = child.load('status', 'output_value', 'name')
-        if status == 'ENDED_SUCCESS':
-            reports.append(outputs['report'])
+        status, outputs, name = child.load("status", "output_value", "name")
+        if status == "ENDED_SUCCESS":
+            reports.append(outputs["report"])
         else:
             failed.append(name)
-    this.set_output('reports', reports)
-    this.set_output('failed', failed)
-    return this.success(f'{len(reports)} reports, {len(failed)} failed')
+    this.set_output("reports", reports)
+    this.set_output("failed", failed)
+    return this.success(f"{len(reports)} reports, {len(failed)} failed")
