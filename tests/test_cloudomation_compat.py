@@ -117,8 +117,8 @@ def test_library_style_flows_run_to_their_end_on_real_workers(
     }
     assert countries.paths == ["/countries/Austria", "/countries/Austria/neighbours"]
     assert [line.message for line in info.logs()] == [
-        "country=Austria",
-        "capital=Vienna population=9100000",
+        'country="Austria"',
+        'capital="Vienna" population=9100000',
     ]
 
     # Children created with run=False, keyword inputs and names, run in the background, one

@@ -74,7 +74,7 @@ def test_an_input_asks_waits_and_reads_the_response_given_with_the_cli(
         "outputs": {"response": "Austria", "reference": "country"},
         "status": "ENDED_SUCCESS",
     }
-    assert [line.message for line in asking.logs()] == ["asked=Austria"]
+    assert [line.message for line in asking.logs()] == ['asked="Austria"']
 
 
 def test_inputs_asked_with_run_async_are_pending_together_and_wait_for_gathers_them(

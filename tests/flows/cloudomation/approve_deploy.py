@@ -42,7 +42,7 @@ def handler(system: flow_api.System, this: flow_api.Execution):
     counter = system.setting("deployments")
     counter.acquire(timeout=60)
     try:
-        count = counter.get("value") if counter.exists() else 0
+        count = counter.get("value") or 0  # acquire() made it if there was none
         system.setting(name="deployments", value=count + 1)
     finally:
         counter.release()
