@@ -47,6 +47,9 @@ class Report:
         return sorted((u for u in self.uses if not u.ok), key=lambda u: u.line)
 
 
+p_kind = inspect.Parameter
+
+
 class Api:
     """flowrt's Flow-API as its classes say at run time: methods, signatures, return types."""
 
@@ -55,7 +58,10 @@ class Api:
         from flowrt.connectors.base import connector_types
 
         self.module = fa
-        self.types = {name.lower() for name in connector_types()}
+        from flowrt.flow_api.inputs import INPUT_TYPE
+
+        # INPUT is no connector: flowrt asks people through a message (flow_api/inputs.py).
+        self.types = {name.lower() for name in connector_types()} | {INPUT_TYPE.lower()}
         mods = [fa] + [
             importlib.import_module(m.name)
             for m in pkgutil.iter_modules(fa.__path__, "flowrt.flow_api.")
@@ -109,7 +115,18 @@ class Api:
                 )
         if all(u.ok for u in problems) and not spread:
             try:
-                sig.bind(*[None] * len(call.args), **{k.arg: None for k in call.keywords if k.arg})
+                # Python hands a keyword named like a positional-only parameter to **kwargs,
+                # which inspect's bind() refuses: leave those out of the check.
+                spill = any(p.kind is p.VAR_KEYWORD for p in params.values())
+                keywords = {
+                    k.arg: None
+                    for k in call.keywords
+                    if k.arg
+                    and not (
+                        spill and k.arg in params and params[k.arg].kind is p_kind.POSITIONAL_ONLY
+                    )
+                }
+                sig.bind(*[None] * len(call.args), **keywords)
             except TypeError as error:
                 problems.append(Use(call.lineno, f"{label}(...)", False, str(error)))
         return problems
