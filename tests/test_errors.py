@@ -50,6 +50,7 @@ SAMPLES: list[BaseException] = [
     errors.IncompatibleScriptError("e1", "diverged at savepoint #2"),
     errors.ExecutionChangedError("e1", 3, 4),
     errors.LockTimeoutError("deploy", "e1", 2.5),
+    errors.UnsupportedCallError("system.user", "flowrt has no users"),
     errors.LockNotHeldError("deploy", "e1"),
     errors.LockNotHeldError("deploy", None),
 ]
@@ -111,6 +112,7 @@ FLOW_CAUSED = [
     errors.UnsupportedConnectionError,
     errors.LockTimeoutError,
     errors.LockNotHeldError,
+    errors.UnsupportedCallError,
 ]
 
 

@@ -39,6 +39,7 @@ from flowrt.errors.base import (
     TamperedSavepointError,
     UnloadSignal,
     UnstorableValueError,
+    UnsupportedCallError,
 )
 from flowrt.errors.outside import (
     ConnectorConfigError,
@@ -101,5 +102,6 @@ __all__ = [
     "TimeoutExceededError",
     "UnloadSignal",
     "UnstorableValueError",
+    "UnsupportedCallError",
     "UnsupportedConnectionError",
 ]

@@ -249,6 +249,23 @@ class InvalidCallError(FlowApiError):
     """Raised when a Flow-API call is given arguments it cannot use."""
 
 
+class UnsupportedCallError(FlowApiError, AttributeError):
+    """Raised when a flow uses a part of Cloudomation's Flow-API that flowrt does not have.
+
+    Also an `AttributeError`, which is what Python raises for a name an object lacks.
+    """
+
+    def __init__(self, call: str, why: str) -> None:
+        super().__init__(call, why)
+        self.call, self.why = call, why
+
+    def __str__(self) -> str:
+        return (
+            f"{self.call} is Cloudomation's and flowrt does not support it: {self.why} "
+            '(see "Coming from Cloudomation" in flowrt\'s README)'
+        )
+
+
 class SerializationError(FlowApiError):
     """Raised when a value handed to or returned by a Flow-API call cannot be stored."""
 

@@ -32,6 +32,7 @@ from flowrt.flow_api.exceptions import (
     SerializationError,
     TimeoutExceededError,
     UnstorableValueError,
+    UnsupportedCallError,
     UnsupportedConnectionError,
 )
 from flowrt.flow_api.execution import ConnectorResult, Execution, SavepointInfo
@@ -65,6 +66,7 @@ __all__ = [
     "SerializationError",
     "TimeoutExceededError",
     "UnstorableValueError",
+    "UnsupportedCallError",
     "UnsupportedConnectionError",
     # the objects a flow is handed
     "ChildExecution",

@@ -18,6 +18,7 @@ from flowrt.errors import (
     UnsupportedConnectionError,
 )
 from flowrt.flow_api.children import ReturnWhen
+from flowrt.flow_api.unsupported import refuse
 from flowrt.status import Status
 from flowrt.values import check_name
 
@@ -34,6 +35,12 @@ class ConnectionExecution:
     `'status'` (`ENDED_SUCCESS`, `ENDED_ERROR`, or `PAUSED` while not run), `'message'` (the
     error of a failed connection), `'name'` and `'input_value'` (the parameters it was given).
     """
+
+    def __getattr__(self, name: str) -> Any:
+        # Only for names the class lacks: Cloudomation's calls flowrt has not say so.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        refuse("connection", name)
 
     def __init__(
         self,

@@ -27,6 +27,7 @@ from flowrt.errors import (
     SerializationError,
     TimeoutExceededError,
     UnstorableValueError,
+    UnsupportedCallError,
     UnsupportedConnectionError,
 )
 
@@ -54,5 +55,6 @@ __all__ = [
     "SerializationError",
     "TimeoutExceededError",
     "UnstorableValueError",
+    "UnsupportedCallError",
     "UnsupportedConnectionError",
 ]

@@ -16,6 +16,7 @@ from flowrt.flow_api.children import (
     wait_rule,
 )
 from flowrt.flow_api.connections import ConnectionExecution, open_connection
+from flowrt.flow_api.unsupported import refuse
 from flowrt.status import Status
 from flowrt.values import check_json, check_name, check_seconds, check_text, check_timestamp
 
@@ -50,6 +51,12 @@ ConnectorResult = ConnectionExecution  # its name before connections had a statu
 
 class Execution:
     """`this`: the running execution, as the flow sees it."""
+
+    def __getattr__(self, name: str) -> Any:
+        # Only for names the class lacks: Cloudomation's calls flowrt has not say so.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        refuse("this", name)
 
     def __init__(self, live: LiveExecution) -> None:
         self._live = live

@@ -9,6 +9,7 @@ from flowrt.errors import InvalidCallError
 from flowrt.flow_api.children import ChildExecution, ReturnWhen, check_limit
 from flowrt.flow_api.flows import Flow
 from flowrt.flow_api.messages import Message
+from flowrt.flow_api.unsupported import refuse
 from flowrt.forms import form_body, subject_text
 from flowrt.forms import message_type as type_named
 from flowrt.storage.rows import is_uuid
@@ -25,6 +26,12 @@ class System:
     messages."""
 
     return_when = ReturnWhen
+
+    def __getattr__(self, name: str) -> Any:
+        # Only for names the class lacks: Cloudomation's calls flowrt has not say so.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        refuse("system", name)
 
     def __init__(self, live: LiveExecution) -> None:
         self._live = live
