@@ -88,3 +88,7 @@ USER = "flowrt"
 
 # The name of this flowrt environment, what `system.get_env_name()` answers (FLOWRT_ENV_NAME).
 ENV_NAME = "flowrt"
+
+# The client executions run for, what `system.get_own_client().get('name')` and
+# `this.get('client_name')` answer (FLOWRT_CLIENT_NAME).
+CLIENT_NAME = "flowrt"

@@ -49,6 +49,7 @@ class Settings:
     step_retry_max_seconds: float = defaults.STEP_RETRY_MAX_SECONDS
     user_name: str = defaults.USER
     env_name: str = defaults.ENV_NAME
+    client_name: str = defaults.CLIENT_NAME
 
     @property
     def embedded_broker(self) -> bool:
@@ -73,6 +74,7 @@ class Settings:
             "commit_retry_max_s": self.commit_retry_max_seconds,
             "user_name": self.user_name,
             "env_name": self.env_name,
+            "client_name": self.client_name,
         }
 
     @property
@@ -127,6 +129,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         ),
         user_name=_text(env, "USER", defaults.USER) or defaults.USER,
         env_name=_text(env, "ENV_NAME", defaults.ENV_NAME) or defaults.ENV_NAME,
+        client_name=_text(env, "CLIENT_NAME", defaults.CLIENT_NAME) or defaults.CLIENT_NAME,
     )
 
 

@@ -35,6 +35,8 @@ class Options:
             up to `commit_retry_max_s`.
         user_name: the user executions run as (`system.get_own_user()`).
         env_name: the name of this flowrt environment (`system.get_env_name()`).
+        client_name: the client executions run for (`system.get_own_client()`,
+            `this.get('client_name')`).
     """
 
     secret: bytes
@@ -54,6 +56,7 @@ class Options:
     commit_retry_max_s: float = 1.0
     user_name: str = "flowrt"
     env_name: str = "flowrt"
+    client_name: str = "flowrt"
 
     def __post_init__(self) -> None:
         if any(len(key) < 16 for key in (self.secret, *self.old_secrets)):

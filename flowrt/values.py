@@ -98,6 +98,15 @@ def _check_inside(call: str, where: str, value: Any) -> None:
             _check_inside(call, f"{where}[{key!r}]", item)
 
 
+def check_count(call: str, what: str, count: object) -> int:
+    """`count` if it is a whole number from 1; raises `InvalidCallError` saying so."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise InvalidCallError(
+            f"{call}({what}={count!r}): {what} is a whole number from 1, or None for no limit"
+        )
+    return count
+
+
 def check_seconds(call: str, seconds: object) -> float:
     """Return `seconds` as a float if it is a sleep flowrt can keep: 0 to `MAX_SLEEP_S`."""
     value = _finite(call, "seconds", seconds)

@@ -542,4 +542,4 @@ def test_a_parameter_the_connector_does_not_take_fails_the_call_naming_it(
     assert record.error_line == line_of(BAD_PARAM_FLOW, "this.connect(")
     assert "InvalidCallError" in (record.message or "")
     assert "'retries'" in (record.message or "")
-    assert "fetch, execute, params" in (record.message or "")
+    assert "fetch, fetchrow, fetchval, execute, params" in (record.message or "")

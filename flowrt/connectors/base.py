@@ -77,10 +77,17 @@ def connector_types() -> dict[str, type[Connector]]:
     from flowrt.connectors.scp import ScpConnector
     from flowrt.connectors.smtp import SmtpConnector
     from flowrt.connectors.sql import SqlConnector
+    from flowrt.connectors.sql_hosts import (
+        MysqlAliasConnector,
+        MysqlConnector,
+        PostgresAliasConnector,
+        PostgresConnector,
+    )
     from flowrt.connectors.ssh import SshConnector
 
     classes = (SqlConnector, RestConnector, SmtpConnector, GitConnector, SshConnector, ScpConnector)
-    return {cls.type_name: cls for cls in classes}
+    sql_hosts = (PostgresConnector, PostgresAliasConnector, MysqlConnector, MysqlAliasConnector)
+    return {cls.type_name: cls for cls in (*classes, *sql_hosts)}
 
 
 def connector_class(type_name: object) -> type[Connector]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,14 +12,17 @@ from flowrt.errors import ConnectorError, InvalidCallError
 
 
 class SqlConnector(Connector):
-    """`connect(name, fetch=SQL)` returns `{'result': rows}`; `execute=SQL` returns a rowcount.
+    """`connect(name, fetch=SQL)` returns `{'result': rows}` (a list of dicts), `fetchrow=SQL`
+    `{'result': the first row}` (a dict, or None), `fetchval=SQL` `{'result': the first
+    column of the first row}` (or None), and `execute=SQL` `{'result': None, 'rowcount': n}`.
 
-    `params=` binds named parameters (`:name` in the SQL).
+    `params=` binds named parameters (`:name` in the SQL, given as a dict) or, given as a
+    list, positional ones (`$1`, `$2`, ... in the SQL, as Cloudomation's SQL types take them).
     """
 
     type_name = "sql"
     required = ("url",)
-    call_params = ("fetch", "execute", "params")
+    call_params = ("fetch", "fetchrow", "fetchval", "execute", "params")
 
     @classmethod
     def check(cls, config: dict[str, Any]) -> str | None:
@@ -39,30 +43,66 @@ class SqlConnector(Connector):
             )
         return None
 
+    @classmethod
+    def engine_url(cls, config: dict[str, Any]) -> str | sa.engine.URL:
+        """The URL of the database `config` names."""
+        return config["url"]  # type: ignore[no-any-return]
+
     def __init__(self, name: str, config: dict[str, Any]) -> None:
         super().__init__(name, config)
-        self._engine = sa.create_engine(config["url"], pool_pre_ping=True)
+        self._engine = sa.create_engine(self.engine_url(config), pool_pre_ping=True)
 
     def call(self, params: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
         self.check_params(params)
-        fetch, execute = params.get("fetch"), params.get("execute")
-        if (fetch is None) == (execute is None):
+        given = [mode for mode in _MODES if params.get(mode) is not None]
+        if len(given) != 1:
             raise InvalidCallError(
-                f"connect({self.name!r}) needs exactly one of fetch='SELECT ...' or "
-                "execute='INSERT/UPDATE ...'"
+                f"connect({self.name!r}) needs exactly one of fetch=, fetchrow=, fetchval= "
+                "('SELECT ...') or execute= ('INSERT/UPDATE ...')"
             )
-        binds = params.get("params") or {}
+        mode = given[0]
+        sql, binds = _bound(str(params[mode]), params.get("params"))
         try:
             with self._engine.begin() as conn:
-                result = conn.execute(sa.text(str(fetch or execute)), binds)
-                if fetch is not None:
-                    return {"result": [dict(row._mapping) for row in result]}
-                return {"result": None, "rowcount": result.rowcount}
+                result = conn.execute(sa.text(sql), binds)
+                if mode == "execute":
+                    return {"result": None, "rowcount": result.rowcount}
+                rows = [dict(row._mapping) for row in result]
         except sa.exc.SQLAlchemyError as exc:
             cause = getattr(exc, "orig", None) or exc
             raise ConnectorError(
                 self.masked(f"connector {self.name!r}: {type(cause).__name__}: {cause}")
             ) from None
+        if mode == "fetch":
+            return {"result": rows}
+        first = rows[0] if rows else None
+        if mode == "fetchrow":
+            return {"result": first}
+        return {"result": next(iter(first.values()), None) if first else None}
 
     def close(self) -> None:
         self._engine.dispose()
+
+
+_MODES = ("fetch", "fetchrow", "fetchval", "execute")
+_POSITIONAL = re.compile(r"\$(\d+)")
+
+
+def _bound(sql: str, params: object) -> tuple[str, dict[str, Any]]:
+    """The SQL and its named binds: a list of parameters binds `$1`, `$2`, ... in order."""
+    if params is None:
+        return sql, {}
+    if isinstance(params, dict):
+        return sql, params
+    if isinstance(params, (list, tuple)):
+        binds = {f"p{n}": value for n, value in enumerate(params, start=1)}
+        used = {int(n) for n in _POSITIONAL.findall(sql)}
+        if not used <= set(range(1, len(binds) + 1)):
+            raise InvalidCallError(
+                f"the SQL uses ${max(used)} but params= gives {len(binds)} value(s)"
+            )
+        return _POSITIONAL.sub(r"(:p\1)", sql), binds  # "(:p1)::int" still casts
+    raise InvalidCallError(
+        f"params= is a dict (for :name in the SQL) or a list (for $1, $2, ...), "
+        f"not {type(params).__name__}"
+    )

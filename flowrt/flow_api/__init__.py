@@ -38,7 +38,7 @@ from flowrt.flow_api.exceptions import (
 from flowrt.flow_api.execution import ConnectorResult, Execution, SavepointInfo
 from flowrt.flow_api.flows import Flow
 from flowrt.flow_api.messages import Message
-from flowrt.flow_api.system import Connection, File, Setting, System, User
+from flowrt.flow_api.system import Client, Connection, File, Setting, System, User
 
 __all__ = [
     "exceptions",
@@ -70,6 +70,7 @@ __all__ = [
     "UnsupportedConnectionError",
     # the objects a flow is handed
     "ChildExecution",
+    "Client",
     "Connection",
     "ConnectionExecution",
     "ConnectorResult",

@@ -125,13 +125,24 @@ class Execution:
         check_text("log", "the log line", " ".join(parts))
         self._live.call("log", parts, {})
 
-    def get(self, field: str) -> Any:
+    def get(self, field: str, *fields: str) -> Any:
         """Read `'input_value'`, `'output_value'`, `'status'`, `'message'`, `'id'`, `'name'`
-        (the execution's name: its own, else its flow's) or `'flow_name'`.
+        (the execution's name: its own, else its flow's), `'flow_name'`, `'client_name'`
+        (FLOWRT_CLIENT_NAME) or `'user_name'` (FLOWRT_USER). One field gives its value,
+        several a tuple of theirs in the order asked: `client, user = this.get('client_name',
+        'user_name')`. A field that is not one of these raises `InvalidCallError`.
 
-        Durability: creates a savepoint; replay returns the value read the first time.
+        Durability: creates a savepoint; replay returns the values read the first time.
         """
-        return self._live.call("get", (field,), {})
+        if not fields:
+            return self._live.call("get", (field,), {})  # the argument shape of earlier journals
+        asked = (field, *fields)
+        for one in asked:
+            if not isinstance(one, str):
+                raise InvalidCallError(
+                    f"this.get({one!r}): a field name is a str, not {type(one).__name__}"
+                )
+        return tuple(self._live.call("get", (asked,), {}))
 
     def save(self, **fields: Any) -> None:
         """Store `output_value=` (a JSON object), `message=` and/or `name=` on the execution.

@@ -13,7 +13,7 @@ from flowrt.flow_api.unsupported import refuse
 from flowrt.forms import form_body, subject_text
 from flowrt.forms import message_type as type_named
 from flowrt.storage.rows import is_uuid
-from flowrt.values import check_json, check_name, check_seconds
+from flowrt.values import check_count, check_json, check_name, check_seconds
 
 if TYPE_CHECKING:
     from flowrt.live import LiveExecution
@@ -142,6 +142,30 @@ class System:
         """
         return User(self._live.call("system.get_own_user", (), {}))
 
+    def get_own_client(self) -> Client:
+        """The client executions run for here: `.get('name')` is FLOWRT_CLIENT_NAME (default
+        'flowrt').
+
+        Durability: creates a savepoint; replay returns the client read the first time.
+        """
+        return Client(self._live.call("system.get_own_client", (), {}))
+
+    def execution(self, execution_id: str) -> ChildExecution:
+        """A handle on the execution `execution_id`, any execution: it can be read (`get`,
+        `load`), as the entries of `system.executions()`; only this execution's own
+        children can be run, waited for, archived or deleted (`InvalidCallError`). An id
+        that is not a UUID raises `InvalidCallError`, one of no execution `NotFoundError`.
+
+        Durability: creates a savepoint; replay returns the same handle.
+        """
+        if not isinstance(execution_id, str) or not is_uuid(execution_id):
+            raise InvalidCallError(
+                f"system.execution({execution_id!r}): give the id of an execution (a UUID "
+                "str), as child.id or this.get('id') give it"
+            )
+        ref = self._live.call("system.execution", (str(uuid.UUID(execution_id)),), {})
+        return ChildExecution(self._live, ref)
+
     def get_env_name(self) -> str:
         """The name of this flowrt environment: FLOWRT_ENV_NAME (default 'flowrt').
 
@@ -269,6 +293,27 @@ class Setting(_Record):
         self._live.call("setting.release", (self.name,), {} if taken else {"taken": False})
         self._live.state.held_locks.discard(self.name)
 
+    def list_append(self, value: Any, max_list_length: int | None = None) -> None:
+        """Append `value` to this setting's list; a setting that does not exist (or holds
+        None) becomes `[value]`. With `max_list_length`, the oldest entries are dropped to
+        keep at most that many. Appenders running at once lose nothing: each append reads
+        and writes the list under the setting's row lock.
+
+        A setting holding something else than a list raises `InvalidCallError` and is left
+        as it is; a value JSON cannot hold `SerializationError` or `UnstorableValueError`.
+
+        Durability: creates a savepoint; performed at least once: a step run again after a
+        crash in the instant between the append and its commit appends a second time. A
+        restore does not undo it.
+        """
+        self._check_name("list_append")
+        check_json("setting.list_append", "value", value)
+        options = {}
+        if max_list_length is not None:
+            call, what = "setting.list_append", "max_list_length"
+            options[what] = check_count(call, what, max_list_length)
+        self._live.call("setting.list_append", (self.name, value), options)
+
 
 class File(_Record):
     """A file: `content` (text or bytes) shared by all executions (`save(content=...)`).
@@ -343,28 +388,43 @@ def _binary_option(convert_binary: object) -> dict[str, Any]:
     return {} if convert_binary else {"convert_binary": False}
 
 
-class User:
-    """The user executions run as (`system.get_own_user()`); its fields came with the call."""
+class _Fixed:
+    """A record of the platform whose fields came with the call that returned it."""
+
+    kind = ""
 
     def __init__(self, fields: dict[str, Any]) -> None:
         self._fields = dict(fields)
         self.name: str = self._fields["name"]
 
     def __repr__(self) -> str:
-        return f"<user {self.name!r}>"
+        return f"<{self.kind} {self.name!r}>"
 
     def get(self, *fields: str) -> Any:
         """One field's value (`'name'`), or a tuple of several; no call is made."""
         unknown = [field for field in fields if field not in self._fields]
         if unknown or not fields:
             raise InvalidCallError(
-                f"user.get({', '.join(map(repr, fields))}): a user has the fields "
-                f"{', '.join(map(repr, self._fields))}"
+                f"{self.kind}.get({', '.join(map(repr, fields))}): a {self.kind} has the "
+                f"fields {', '.join(map(repr, self._fields))}"
             )
         values = tuple(self._fields[field] for field in fields)
         return values[0] if len(values) == 1 else values
 
     load = get
+
+
+class User(_Fixed):
+    """The user executions run as (`system.get_own_user()`); its fields came with the call."""
+
+    kind = "user"
+
+
+class Client(_Fixed):
+    """The client executions run for (`system.get_own_client()`); its fields came with the
+    call."""
+
+    kind = "client"
 
 
 class Connection(_Record):

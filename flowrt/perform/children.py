@@ -11,6 +11,7 @@ from flowrt.flow_api.children import check_limit, check_return_when
 from flowrt.perform.base import Result, StepContext, Wait, done, performer
 from flowrt.status import Status
 from flowrt.storage.base import ExecutionRecord
+from flowrt.storage.rows import is_uuid
 from flowrt.values import check_name
 
 _FIELDS: dict[str, Callable[[ExecutionRecord], Any]] = {
@@ -134,6 +135,16 @@ def _child_delete(context: StepContext, child_id: str) -> Result:
 def _executions(context: StepContext, limit: int) -> Result:
     limit = check_limit("system.executions", limit)
     return done([_ref(record) for record in context.store.list_executions(limit)])
+
+
+@performer("system.execution")
+def _execution(context: StepContext, execution_id: str) -> Result:
+    if not isinstance(execution_id, str) or not is_uuid(execution_id):
+        raise InvalidCallError(f"system.execution({execution_id!r}): give the id of an execution")
+    found = context.store.get_executions([execution_id])
+    if not found:
+        raise NotFoundError("execution", execution_id, "list them with system.executions()")
+    return done(_ref(found[0]))
 
 
 def _ref(record: ExecutionRecord) -> ChildRef:

@@ -24,7 +24,15 @@ def _log(context: StepContext, *parts: str) -> Result:
 
 
 @performer("get")
-def _get(context: StepContext, field: str) -> Result:
+def _get(context: StepContext, field: str | list[str]) -> Result:
+    if isinstance(field, (tuple, list)):  # this.get(field, field, ...): a list of the values
+        if not field:
+            raise InvalidCallError("this.get() needs a field name: this.get('input_value')")
+        return done([_field(context, one) for one in field])
+    return done(_field(context, field))
+
+
+def _field(context: StepContext, field: str) -> Any:
     live, state = context.live, context.live.state
     fields = {
         # Copies: the answer is the flow's to change, the execution's state is not.
@@ -36,10 +44,12 @@ def _get(context: StepContext, field: str) -> Result:
         # Its own name (this.save(name=...) renames it), else its flow's: read where stored.
         "name": lambda: context.store.get_execution(live.execution_id).display_name,
         "flow_name": lambda: state.flow_name,
+        "client_name": lambda: context.options.client_name,
+        "user_name": lambda: context.options.user_name,
     }
-    if field not in fields:
+    if not isinstance(field, str) or field not in fields:
         raise InvalidCallError(f"this.get({field!r}): the fields are {', '.join(fields)}")
-    return done(json_value("get", field, fields[field]()))
+    return json_value("get", field, fields[field]())
 
 
 @performer("pause")

@@ -1,4 +1,5 @@
-"""Calls on the platform around the execution: `system.get`, the user and the environment."""
+"""Calls on the platform around the execution: `system.get`, the user, the client and the
+environment."""
 
 from __future__ import annotations
 
@@ -19,6 +20,11 @@ def _system_get(context: StepContext, field: str) -> Result:
 @performer("system.get_own_user")
 def _get_own_user(context: StepContext) -> Result:
     return done({"name": context.options.user_name})
+
+
+@performer("system.get_own_client")
+def _get_own_client(context: StepContext) -> Result:
+    return done({"name": context.options.client_name})
 
 
 @performer("system.get_env_name")

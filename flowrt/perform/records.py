@@ -9,7 +9,7 @@ from typing import Any
 from flowrt.errors import InvalidCallError, NotFoundError
 from flowrt.perform.base import Result, StepContext, done, json_value, performer
 from flowrt.storage.base import NamedRecord
-from flowrt.values import check_text
+from flowrt.values import check_count, check_name, check_text
 
 _PRIMARY = {"setting": "value", "file": "content"}
 _FIELDS = {
@@ -132,6 +132,24 @@ def _from_base64(content: Any) -> bytes:
             "file.save(content=..., convert_binary=False): content is not valid base64; "
             "pass the content itself with convert_binary=True (the default)"
         ) from None
+
+
+@performer("setting.list_append", reaches_out=True)
+def _list_append(
+    context: StepContext, name: str, value: Any, max_list_length: int | None = None
+) -> Result:
+    call = "setting.list_append"
+    check_name(call, "the setting name", name)
+    if max_list_length is not None:
+        check_count(call, "max_list_length", max_list_length)
+    value = json_value(call, "value", value)
+    held = context.store.append_named("setting", name, value, max_list_length)
+    if held is not None:
+        raise InvalidCallError(
+            f"{call}(): setting {name!r} holds a {held}, not a list; save a list first "
+            "(setting.save(value=[...])) or append to another setting"
+        )
+    return done()
 
 
 _record_calls("setting")

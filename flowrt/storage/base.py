@@ -365,6 +365,14 @@ class Store(abc.ABC):
         """All objects of `kind`, by name."""
 
     @abc.abstractmethod
+    def append_named(
+        self, kind: str, name: str, item: Any, max_length: int | None = None
+    ) -> str | None:
+        """Append `item` to the list record `name` holds (created as `[item]` if missing or
+        None), keeping its last `max_length` items; atomic against concurrent appenders.
+        Returns None, or the type name of a value that is not a list (nothing changes)."""
+
+    @abc.abstractmethod
     def delete_named(self, kind: str, name: str) -> bool:
         """Delete the object; False if there was none."""
 

@@ -44,6 +44,32 @@ class NamedStatements:
         with self.engine.begin() as conn:
             return [named_record(row) for row in conn.execute(query)]
 
+    def append_named(
+        self, kind: str, name: str, item: Any, max_length: int | None = None
+    ) -> str | None:
+        now = utc_now()
+        create = self._insert(named).values(
+            kind=kind, name=name, value=None, content=None, updated_at=now
+        )
+        where = sa.and_(named.c.kind == kind, named.c.name == name)
+        with self.engine.begin() as conn:
+            # Created first, then read under its row lock (SQLite: under the write lock the
+            # insert took), so that two appenders read and write the list one after the other.
+            conn.execute(create.on_conflict_do_nothing())
+            row = conn.execute(
+                sa.select(named.c.value, named.c.content).where(where).with_for_update()
+            ).one()
+            held = bytes(row.content) if row.content is not None else row.value
+            if held is not None and not isinstance(held, list):
+                return type(held).__name__  # the row existed: the insert added nothing
+            items = [*(held or []), item]
+            if max_length is not None:
+                items = items[-max_length:]
+            conn.execute(
+                named.update().where(where).values(value=items, updated_at=now, signature=None)
+            )
+        return None
+
     def delete_named(self, kind: str, name: str) -> bool:
         with self.engine.begin() as conn:
             gone = conn.execute(named.delete().where(named.c.kind == kind, named.c.name == name))
