@@ -88,7 +88,7 @@ def test_a_supported_flow_passes(tmp_path: Path, api: object) -> None:
     assert report.missing == []
     used = {use.what for use in report.uses}
     assert {"this.get", "this.flow", "this.wait_for", "ChildExecution.get"} <= used
-    assert {"Setting.save", "system.setting", "ConnectorResult.get", "this.success"} <= used
+    assert {"Setting.save", "system.setting", "ConnectionExecution.get", "this.success"} <= used
     assert "flow_api.exceptions.DependencyFailedError" in used
     assert "system.return_when" in used
     assert not any(what.startswith("?.") for what in used)  # inputs.items() is no use

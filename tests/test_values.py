@@ -214,7 +214,7 @@ def handler(system, this):
         ({"type": "sql", "url": "not a url"}, "'not a url' is not a SQLAlchemy URL"),
         ({"type": "sql", "url": "nosuchdb://h/d"}, "names the backend 'nosuchdb'"),
         ({"type": "rest", "base_url": "not a url"}, "is not an http(s) URL with a host"),
-        ({"type": "ftp", "url": "ftp://h"}, "unknown connector type 'ftp'"),
+        ({"type": "ftp", "url": "ftp://h"}, "connection type 'FTP' is not supported by flowrt"),
     ],
 )
 def test_a_connector_stored_with_a_bad_configuration_fails_the_call_at_the_flows_line(

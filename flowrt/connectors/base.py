@@ -204,7 +204,8 @@ def _build(name: str, config: dict[str, Any]) -> Connector:
         check_config(name, str(type_name), settings)
         return connector_class(type_name)(name, settings)
     except ConnectorError as error:
-        if isinstance(error, (ConnectorConfigError, UnsupportedConnectionError)):
+        # A stored type flowrt has no connector for is a configuration to fix, as any other.
+        if isinstance(error, ConnectorConfigError):
             raise
         raise ConnectorConfigError(name, mask_text(str(error), secrets_of(settings))) from None
     except Exception as error:  # say, the database driver of a SQL URL is not installed
