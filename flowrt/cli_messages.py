@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from flowrt.client import default_client
-from flowrt.forms import describe, example
+from flowrt.forms import describe, example, shown_response
 from flowrt.storage import MessageRecord
 
 
@@ -32,7 +32,9 @@ def messages(execution_id: str | None, as_json: bool) -> None:
             click.echo(f"    form: {describe(message.body)}")
             click.echo(f"    flowrt respond {message.id} --response '{example(message.body)}'")
         else:
-            click.echo(f"    response: {json.dumps(message.response)}")
+            click.echo(
+                f"    response: {json.dumps(shown_response(message.body, message.response))}"
+            )
 
 
 @click.command()
@@ -62,7 +64,7 @@ def message_dict(message: MessageRecord) -> dict[str, Any]:
         "message_type": message.message_type,
         "status": message.status,
         "body": message.body,
-        "response": message.response,
+        "response": shown_response(message.body, message.response),
         "created_at": message.created_at.isoformat(),
         "responded_at": message.responded_at.isoformat() if message.responded_at else None,
     }

@@ -16,6 +16,7 @@ import jsonschema
 from jsonschema.exceptions import best_match
 from jsonschema.validators import validator_for
 
+from flowrt.connectors.masking import MASK
 from flowrt.errors import InvalidCallError, SchemaValidationError, UnstorableValueError
 from flowrt.storage.base import MessageRecord
 from flowrt.values import check_json, check_text
@@ -205,13 +206,25 @@ def _field(path: list[Any]) -> str:
     return "field " + " → ".join(repr(part) for part in path)
 
 
-def _is_secret(schema: dict[str, Any], path: list[Any]) -> bool:
-    # A problem with the whole response may quote all of it, a password field's value too.
-    secret = [
+def shown_response(schema: Any, response: Any) -> Any:
+    """`response` as it may be shown: what was typed into the form's password fields masked."""
+    if not isinstance(response, dict):
+        return response
+    secret = _secret_fields(schema)
+    return {key: MASK if key in secret else value for key, value in response.items()}
+
+
+def _secret_fields(schema: Any) -> list[str]:
+    return [
         name
         for name, spec in fields(schema)
         if spec.get("element") == "password" or spec.get("format") == "password"
     ]
+
+
+def _is_secret(schema: dict[str, Any], path: list[Any]) -> bool:
+    # A problem with the whole response may quote all of it, a password field's value too.
+    secret = _secret_fields(schema)
     return (path[0] in secret) if path else bool(secret)
 
 
