@@ -124,10 +124,8 @@ def _child_delete(context: StepContext, child_id: str) -> Result:
     _check_ended(child, "delete")
     try:
         context.store.delete_execution(child.id)
-    except InvalidStateError as error:  # a grandchild that has not ended
-        raise InvalidCallError(
-            f"child.delete(): {error}; wait until every child of {child.id} has ended"
-        ) from None
+    except InvalidStateError as error:  # a grandchild, or a waiter for its message, not ended
+        raise InvalidCallError(f"child.delete(): {error}; wait until it has ended") from None
     return done()
 
 

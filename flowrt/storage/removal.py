@@ -6,6 +6,7 @@ import sqlalchemy as sa
 
 from flowrt.errors import InvalidStateError
 from flowrt.status import Status
+from flowrt.storage.messages import waits_on_message
 from flowrt.storage.rows import is_uuid
 from flowrt.storage.schema import executions, logs, messages, savepoints
 
@@ -34,6 +35,19 @@ class RemovalStatements:
             for row in conn.execute(query):
                 if row.status not in _ENDED:
                     raise InvalidStateError(str(row.id), row.status, "delete", "ENDED_*")
+            # A message of theirs that an execution outside waits for would leave it waiting.
+            sent = messages.c.execution_id.in_(family)
+            waited = [
+                waits_on_message(m) for m in conn.scalars(sa.select(messages.c.id).where(sent))
+            ]
+            query = sa.select(c.id, c.status).where(c.waits_on.in_(waited), c.status.not_in(_ENDED))
+            for row in conn.execute(query.limit(1)) if waited else ():
+                raise InvalidStateError(
+                    str(row.id),
+                    row.status,
+                    f"delete {execution_id} while its message is awaited by",
+                    "ENDED_*",
+                )
             for table in (logs, savepoints, messages):
                 conn.execute(table.delete().where(table.c.execution_id.in_(family)))
             conn.execute(executions.delete().where(c.id.in_(family)))
