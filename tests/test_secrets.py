@@ -249,3 +249,16 @@ def test_a_corrupt_status_shows_as_unknown_and_breaks_neither_listing_nor_reaper
     done = subprocess.run([str(FLOWRT), "executions"], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert f"{bad.id}  UNKNOWN" in done.stdout and good.id in done.stdout
+
+
+def test_a_short_secret_is_masked_where_it_stands_alone_without_garbling_the_message():
+    from flowrt.connectors.masking import mask_text
+
+    text = "no parameter 'auth'; it takes base_url, user 'u' and pw=ab! at http://u:ab@h"
+    masked = mask_text(text, ["u", "ab"])
+    assert masked == (
+        "no parameter 'auth'; it takes base_url, user '***' and pw=***! at http://***:***@h"
+    )
+    assert mask_text("token s3cr3t-long in s3cr3t-longer", ["s3cr3t-long"]) == (
+        "token *** in ***er"
+    )

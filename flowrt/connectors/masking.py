@@ -171,8 +171,19 @@ def _credentials_in(value: str) -> list[str]:
     return [secret for secret in found if secret]
 
 
+# A secret this short is masked only where it stands alone: masking every "u" of a message
+# for a user name "u" would garble it, and show where the secret's letters are not.
+_SHORT_SECRET = 4
+
+
 def mask_text(text: str, secrets: list[str]) -> str:
-    """`text` with every one of `secrets` replaced by the mask."""
+    """`text` with every one of `secrets` replaced by the mask (a secret of fewer than four
+    characters only where no letter or digit touches it)."""
     for secret in secrets:
-        text = text.replace(secret, MASK)
+        if not secret:
+            continue
+        if len(secret) < _SHORT_SECRET:
+            text = re.sub(rf"(?<![\w]){re.escape(secret)}(?![\w])", MASK, text)
+        else:
+            text = text.replace(secret, MASK)
     return text
