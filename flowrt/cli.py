@@ -22,8 +22,8 @@ from flowrt.cli_messages import messages, respond
 from flowrt.cli_stats import stats
 from flowrt.client import Handle, shutdown
 from flowrt.embedded import pin_hash_seed
-from flowrt.errors import FlowrtError
-from flowrt.script import script_hash
+from flowrt.errors import FlowNotFoundError, FlowrtError
+from flowrt.script import FLOW, script_hash
 from flowrt.status import Status
 from flowrt.storage import SavepointRecord
 
@@ -225,6 +225,7 @@ def logs(execution_id: str, as_json: bool) -> None:
     "--wait/--no-wait", default=None, help="Wait for the end (default: only on memory://)."
 )
 @cli_fix.bulk_options
+@cli_fix.flow_version_option(required=False)
 def restore(
     execution_id: str | None,
     ref: str | None,
@@ -316,8 +317,40 @@ def flow() -> None:
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 def flow_set(name: str, path: str) -> None:
     """Store the flow file PATH as NAME."""
-    _client().register_flow(name, path)
-    click.echo(f"flow {name} saved")
+    number = _client().register_flow(name, path)
+    click.echo(f"flow {name} saved (version {number})")
+
+
+@flow.command("versions")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def flow_versions(name: str, as_json: bool) -> None:
+    """List the versions of registered flow NAME, for `--flow-version NAME@N`."""
+    client = _client()
+    versions = client.flow_versions(name)
+    if not versions:
+        raise FlowNotFoundError(name)
+    record = client.store.get_named(FLOW, name)
+    registered = record.value.get("source") if record is not None else None
+    rows = [
+        {
+            "version": v.number,
+            "script": v.hash,
+            "characters": len(v.source),
+            "saved_at": v.saved_at,
+            "current": v.source == registered,
+        }
+        for v in versions
+    ]
+    if as_json:
+        _echo_json(rows)
+        return
+    for row in rows:
+        current = "  (registered now)" if row["current"] else ""
+        click.echo(
+            f"{name}@{row['version']:<5} script={row['script']}  {row['characters']} characters"
+            f"  saved {row['saved_at']:%Y-%m-%d %H:%M:%S}{current}"
+        )
 
 
 @flow.command("list")

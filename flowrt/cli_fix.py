@@ -3,6 +3,7 @@ and move a live execution onto it; and which script each savepoint ran under, fo
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Callable
@@ -18,14 +19,39 @@ from flowrt.storage import SavepointRecord
 from flowrt.upgrade import LATEST_COMPATIBLE
 
 SCRIPT_HELP = "The corrected flow: a .py file, or the name of a registered flow."
+VERSION_HELP = "The corrected flow: version N of registered flow NAME (instead of --script)."
+
+
+def flow_version_option(required: bool) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Add `--flow-version NAME@N`, handed to the command as its `script` (the source text)."""
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        @functools.wraps(command)
+        def wrapped(*args: Any, flow_version: str | None = None, **kwargs: Any) -> None:
+            if flow_version is not None and kwargs.get("script") is not None:
+                raise click.UsageError("give --script FILE or --flow-version NAME@N, not both")
+            if flow_version is not None:
+                kwargs["script"] = default_client().flow_version(flow_version)
+            elif required and kwargs.get("script") is None:
+                raise click.UsageError(
+                    "give the corrected flow: --script FILE or --flow-version NAME@N"
+                )
+            command(*args, **kwargs)
+
+        return click.option("--flow-version", "flow_version", default=None, help=VERSION_HELP)(
+            wrapped
+        )
+
+    return decorate
 
 
 @click.command("check")
 @click.argument("execution_id")
-@click.option("--script", "script", required=True, help=SCRIPT_HELP)
+@click.option("--script", "script", default=None, help=SCRIPT_HELP)
 @click.option("--to", "ref", default=None, help="Check up to this savepoint (default: the head).")
 @click.option("--by", type=click.Choice(["id", "name"]), default="id", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@flow_version_option(required=True)
 def check(execution_id: str, script: str, ref: str | None, by: str, as_json: bool) -> None:
     """Replay SCRIPT against EXECUTION_ID's journal, performing nothing.
 
@@ -42,7 +68,8 @@ def check(execution_id: str, script: str, ref: str | None, by: str, as_json: boo
 
 @click.command("upgrade")
 @click.argument("execution_id")
-@click.option("--script", "script", required=True, help=SCRIPT_HELP)
+@click.option("--script", "script", default=None, help=SCRIPT_HELP)
+@flow_version_option(required=True)
 def upgrade(execution_id: str, script: str) -> None:
     """Move a RUNNING, WAITING or PAUSED execution onto SCRIPT at its newest savepoint.
 
@@ -57,14 +84,16 @@ def upgrade(execution_id: str, script: str) -> None:
 
 
 def script_label(client: Client, flow_name: str, digest: str | None) -> str:
-    """A script's short hash, naming the registered flow too when it holds that script now."""
+    """A script's short hash, naming the registered flow's version too where it is one."""
     if digest is None:
         return "the execution's first script (made before schema 0012)"
     registered = client.store.get_named(FLOW, flow_name)
     source = registered.value.get("source") if registered is not None else None
-    if isinstance(source, str) and script_hash(source) == digest:
-        return f"{digest} (flow {flow_name} as registered now)"
-    return digest
+    now = ", as registered now" if isinstance(source, str) and script_hash(source) == digest else ""
+    for version in client.flow_versions(flow_name):
+        if version.hash == digest:
+            return f"{digest} (flow {flow_name} version {version.number}{now})"
+    return f"{digest} (flow {flow_name} as registered now)" if now else digest
 
 
 def savepoint_scripts(handle: Handle, rows: list[SavepointRecord]) -> list[str]:

@@ -20,6 +20,7 @@ from flowrt.errors import (
     MessageAnsweredError,
     NotFoundError,
 )
+from flowrt.flow_versions import FlowVersion, flow_versions, version_source
 from flowrt.forms import check_response
 from flowrt.options import Options
 from flowrt.runtime import Runtime
@@ -165,9 +166,21 @@ class Client:
         config = check_json("connector set", "config", config)
         self.store.put_named(CONNECTOR, name, check_config(name, type, config))
 
-    def register_flow(self, name: str, path: str | Path) -> None:
-        """Store the flow file at `path` under `name`, so `start(name)` and children find it."""
-        register_flow(self.store, self.runtime.journal.signer, name, read_source(path, name))
+    def register_flow(self, name: str, path: str | Path) -> int:
+        """Store the flow file at `path` under `name`, so `start(name)` and children find it;
+        the number of its version (new unless the flow had this source before)."""
+        signer = self.runtime.journal.signer
+        return register_flow(self.store, signer, name, read_source(path, name))
+
+    def flow_versions(self, name: str) -> list[FlowVersion]:
+        """The versions registered flow `name` had, oldest first (none if there is no such)."""
+        return flow_versions(self.store, self.runtime.journal.signer, name)
+
+    def flow_version(self, ref: str) -> str:
+        """The source of `ref`, "NAME@N" (version N of registered flow NAME), to pass as a
+        `script`; raises `FlowNotFoundError` if there is no such version."""
+        source = version_source(self.store, self.runtime.journal.signer, ref)
+        return source if "\n" in source else source + "\n"  # read as text, not as a name
 
     def set_setting(self, name: str, value: Any) -> None:
         """Create or replace the setting `name` (any JSON value)."""

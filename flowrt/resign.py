@@ -17,7 +17,8 @@ import sqlalchemy as sa
 from flowrt.blobs import Signer
 from flowrt.script import FLOW
 from flowrt.seals import sign_execution, sign_flow, sign_savepoint
-from flowrt.storage.rows import execution_record, named_record, savepoint_record
+from flowrt.storage import scripts
+from flowrt.storage.rows import named_record, savepoint_record
 from flowrt.storage.schema import executions, named, savepoints
 
 _LEGACY_KINDS = {b"\x01": b"\x03", b"\x02": b"\x04"}  # pickle, dill: before 0004, then now
@@ -39,8 +40,7 @@ def resign(engine: sa.Engine, signer: Signer, keys: tuple[bytes, ...]) -> Resign
     report = ResignReport()
     with engine.begin() as conn:
         unsigned = sa.select(executions).where(executions.c.signature.is_(None))
-        for row in conn.execute(unsigned).all():
-            execution = execution_record(row)
+        for execution in scripts.records(conn, conn.execute(unsigned).all()):
             signature = sign_execution(
                 signer,
                 execution.id,
@@ -50,7 +50,9 @@ def resign(engine: sa.Engine, signer: Signer, keys: tuple[bytes, ...]) -> Resign
                 execution.parent_id,
             )
             conn.execute(
-                executions.update().where(executions.c.id == row.id).values(signature=signature)
+                executions.update()
+                .where(executions.c.id == execution.id)
+                .values(signature=signature)
             )
             report.executions += 1
         unsigned = sa.select(savepoints).where(savepoints.c.signature.is_(None))

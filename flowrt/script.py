@@ -242,8 +242,9 @@ def resolve_flow(store: Store, flow: str, signer: Signer) -> tuple[str, str]:
     return flow, check_flow(signer, record)
 
 
-def register_flow(store: Store, signer: Signer, name: str, source: str) -> None:
-    """Store `source` as the flow `name`, signed, replacing one of that name.
+def register_flow(store: Store, signer: Signer, name: str, source: str) -> int:
+    """Store `source` as the flow `name`, signed, replacing one of that name; the number of
+    its version (`flowrt flow versions NAME`), new unless the flow had this source before.
 
     It is checked as a start checks it (it compiles, its module body runs, it defines a
     handler): raises `ScriptError` and stores nothing if not. A name ending in `.py` is
@@ -252,6 +253,9 @@ def register_flow(store: Store, signer: Signer, name: str, source: str) -> None:
     if isinstance(name, str) and name.endswith(".py"):
         raise ScriptError(name, "a name ending in .py is read as a file path; drop the .py")
     FlowScript.compile(name, source)
+    from flowrt.flow_versions import record_version  # it imports this module
     from flowrt.seals import sign_flow  # seals reads storage records, which import much
 
+    number = record_version(store, signer, name, source)
     store.put_named(FLOW, name, {"source": source}, sign_flow(signer, name, source))
+    return number

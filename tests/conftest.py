@@ -237,7 +237,7 @@ def pg_clean(pg_url: str) -> str:
     """The session database with every table emptied."""
     engine = sa.create_engine(pg_url)
     with engine.begin() as conn:
-        conn.exec_driver_sql("TRUNCATE executions, savepoints, logs, named, messages")
+        conn.exec_driver_sql("TRUNCATE executions, savepoints, logs, named, messages, scripts")
     engine.dispose()
     return pg_url
 

@@ -223,7 +223,7 @@ def test_savepoints_and_show_say_which_script_each_savepoint_ran_under(
     assert f"#1-#3 under {old}; #4-#5 under {new}" in shown.output
     client.register_flow("count", write_flow(tmp_path, FIXED, "fixed"))  # the flow's own name
     shown = invoke("show", handle.id)
-    assert f"#4-#5 under {new} (flow count as registered now)" in shown.output
+    assert f"#4-#5 under {new} (flow count version 1, as registered now)" in shown.output
 
 
 # --- edges ---------------------------------------------------------------------------------------

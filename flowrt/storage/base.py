@@ -361,8 +361,8 @@ class Store(abc.ABC):
         """The `kind` object `name`, or None."""
 
     @abc.abstractmethod
-    def list_named(self, kind: str) -> list[NamedRecord]:
-        """All objects of `kind`, by name."""
+    def list_named(self, kind: str, prefix: str | None = None) -> list[NamedRecord]:
+        """All objects of `kind` (whose name starts with `prefix`, if given), by name."""
 
     @abc.abstractmethod
     def append_named(

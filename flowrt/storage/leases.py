@@ -9,8 +9,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from flowrt.status import Status
+from flowrt.storage import scripts
 from flowrt.storage.base import ExecutionRecord
-from flowrt.storage.rows import execution_record, is_uuid
+from flowrt.storage.rows import is_uuid
 from flowrt.storage.schema import HELD, RUNNING, WAITING, executions
 
 
@@ -40,7 +41,7 @@ class LeaseStatements:
         )
         with self.engine.begin() as conn:
             row = conn.execute(statement).first()
-        return execution_record(row) if row is not None else None
+            return scripts.record(conn, row) if row is not None else None
 
     def confirm(
         self, execution_id: str, version: int, worker: str, now: datetime, lease_until: datetime
@@ -114,7 +115,7 @@ class LeaseStatements:
         )
         with self.engine.begin() as conn:
             row = conn.execute(statement).first()
-        return execution_record(row) if row is not None else None
+            return scripts.record(conn, row) if row is not None else None
 
     def wake_parents(self, now: datetime) -> int:
         with self.engine.begin() as conn:
@@ -123,7 +124,7 @@ class LeaseStatements:
     def overdue(self, now: datetime, limit: int) -> list[ExecutionRecord]:
         with self.engine.begin() as conn:
             rows = conn.execute(_OVERDUE, {"now": now, "limit": limit})
-            return [execution_record(row) for row in rows]
+            return scripts.records(conn, rows)
 
     def take_over(
         self, execution_ids: Iterable[str], now: datetime, lease_until: datetime
@@ -146,7 +147,7 @@ class LeaseStatements:
             .returning(*executions.c)
         )
         with self.engine.begin() as conn:
-            return [execution_record(row) for row in conn.execute(statement)]
+            return scripts.records(conn, conn.execute(statement))
 
     def mark_suspect(self, execution_id: str, version: int, worker: str) -> bool:
         c = executions.c

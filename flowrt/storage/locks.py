@@ -17,8 +17,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from flowrt.status import Status
+from flowrt.storage import scripts
 from flowrt.storage.base import ExecutionRecord
-from flowrt.storage.rows import execution_record, is_uuid
+from flowrt.storage.rows import is_uuid
 from flowrt.storage.schema import WAITING, executions, named
 
 LOCK_PREFIX = "lock:"  # executions.waits_on of an execution waiting for a setting's lock
@@ -80,7 +81,7 @@ class LockStatements:
             .order_by(c.updated_at, c.id)
         )
         with self.engine.begin() as conn:
-            return [execution_record(row) for row in conn.execute(query)]
+            return scripts.records(conn, conn.execute(query))
 
     def wake_lock_waiters(self, now: datetime) -> int:
         with self.engine.begin() as conn:

@@ -11,8 +11,9 @@ import sqlalchemy as sa
 
 from flowrt.errors import MessageAnsweredError, NotFoundError
 from flowrt.status import Status
+from flowrt.storage import scripts
 from flowrt.storage.base import ExecutionRecord, MessageRecord
-from flowrt.storage.rows import execution_record, is_uuid
+from flowrt.storage.rows import is_uuid
 from flowrt.storage.schema import WAITING, executions, messages
 
 MESSAGE = "message:"  # the prefix of an execution's `waits_on` while it waits for a response
@@ -109,7 +110,7 @@ class MessageStatements:
     def list_waiting_on(self, waits_on: str) -> list[ExecutionRecord]:
         query = sa.select(executions).where(WAITING, executions.c.waits_on == waits_on)
         with self.engine.begin() as conn:
-            return [execution_record(row) for row in conn.execute(query)]
+            return scripts.records(conn, conn.execute(query))
 
     def wake_waiting_on(
         self, waits_on: str, now: datetime, lease_until: datetime
@@ -124,7 +125,7 @@ class MessageStatements:
             .returning(*executions.c)
         )
         with self.engine.begin() as conn:
-            return [execution_record(row) for row in conn.execute(statement)]
+            return scripts.records(conn, conn.execute(statement))
 
     def wake_answered(self, now: datetime) -> int:
         c = executions.c

@@ -32,12 +32,20 @@ def current_revision(engine: sa.Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def upgrade(engine: sa.Engine) -> None:
-    """Bring the database to the newest revision; safe to run again."""
+def upgrade(engine: sa.Engine, revision: str = "head") -> None:
+    """Bring the database to `revision` (the newest); safe to run again."""
     config = _config()
     with engine.begin() as conn:
         config.attributes["connection"] = conn
-        command.upgrade(config, "head")
+        command.upgrade(config, revision)
+
+
+def downgrade(engine: sa.Engine, revision: str) -> None:
+    """Take the database back to `revision` (tests of migrations; an operator undoing one)."""
+    config = _config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, revision)
 
 
 def check(engine: sa.Engine) -> None:

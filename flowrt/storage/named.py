@@ -39,8 +39,10 @@ class NamedStatements:
             row = conn.execute(query).first()
         return named_record(row) if row is not None else None
 
-    def list_named(self, kind: str) -> list[NamedRecord]:
+    def list_named(self, kind: str, prefix: str | None = None) -> list[NamedRecord]:
         query = sa.select(named).where(named.c.kind == kind).order_by(named.c.name)
+        if prefix is not None:
+            query = query.where(named.c.name.startswith(prefix, autoescape=True))
         with self.engine.begin() as conn:
             return [named_record(row) for row in conn.execute(query)]
 

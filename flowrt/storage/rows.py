@@ -21,12 +21,12 @@ def is_uuid(text: str) -> bool:
     return True
 
 
-def execution_record(row: Any) -> ExecutionRecord:
-    """The record of an `executions` row."""
+def execution_record(row: Any, source: str) -> ExecutionRecord:
+    """The record of an `executions` row whose source's text is `source` (see scripts.py)."""
     return ExecutionRecord(
         id=row.id,
         flow_name=row.flow_name,
-        source=row.source,
+        source=source,
         status=_status(row.id, row.status),
         version=row.version,
         head_id=row.head_id,

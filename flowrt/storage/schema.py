@@ -34,7 +34,9 @@ executions = sa.Table(
     metadata,
     sa.Column("id", Id, primary_key=True),
     sa.Column("flow_name", sa.String(200), nullable=False),
-    sa.Column("source", sa.Text, nullable=False),
+    # The source, on rows written before 0013 only (or by hand); else NULL and `script` says
+    # which: the `scripts` row of that hash. Records always carry the text (storage/scripts.py).
+    sa.Column("source", sa.Text, nullable=True),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("head_id", Id, nullable=True),
@@ -65,6 +67,8 @@ executions = sa.Table(
     # "message:ID" for an answer, "lock:NAME" for a setting's lock. The reaper wakes it
     # once that is there, should the direct wake-up have been lost.
     sa.Column("waits_on", sa.String(240), nullable=True),
+    # The SHA-256 (hex) of the execution's source: the `scripts` row holding it (0013).
+    sa.Column("script", sa.String(64), nullable=True),
     sa.Index("ix_executions_status", "status"),
     sa.Index("ix_executions_created_at", "created_at"),
     sa.Index("ix_executions_parent", "parent_id"),
@@ -106,6 +110,17 @@ def _add_partial_indexes() -> None:
 
 
 _add_partial_indexes()
+
+# Each distinct flow source once, by its SHA-256 (0013): executions point at theirs. Not
+# signed itself: the text an execution runs is bound to it by the execution's signature
+# (see flowrt/seals.py), and a row whose text does not hash to its key is never cached.
+scripts = sa.Table(
+    "scripts",
+    metadata,
+    sa.Column("hash", sa.String(64), primary_key=True),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)
 
 savepoints = sa.Table(
     "savepoints",

@@ -11,8 +11,9 @@ import sqlalchemy as sa
 from flowrt.clock import utc_now
 from flowrt.errors import ExecutionChangedError, ExecutionNotFoundError, InvalidStateError
 from flowrt.status import Status
+from flowrt.storage import scripts
 from flowrt.storage.base import ExecutionRecord
-from flowrt.storage.rows import execution_record, is_uuid
+from flowrt.storage.rows import is_uuid
 from flowrt.storage.schema import executions
 
 
@@ -20,6 +21,7 @@ class SourceStatements:
     """The `Store.move_source` method on a SQLAlchemy engine; `SqlStore` inherits it."""
 
     engine: sa.Engine
+    _insert: Any
 
     def move_source(
         self,
@@ -36,7 +38,7 @@ class SourceStatements:
             row = conn.execute(query).first()
             if row is None:
                 raise ExecutionNotFoundError(execution_id)
-            current, allowed = execution_record(row), set(allowed)
+            current, allowed = scripts.record(conn, row), set(allowed)
             if current.status not in allowed:
                 wanted = ", ".join(sorted(s.value for s in allowed))
                 raise InvalidStateError(execution_id, current.status.value, "upgrade", wanted)
@@ -50,7 +52,7 @@ class SourceStatements:
                 executions.update()
                 .where(executions.c.id == execution_id)
                 .values(
-                    **changes,
+                    **scripts.source_changes(conn, self._insert, changes),
                     version=current.version + 1,
                     worker=None,
                     lease_until=lease_until if running else None,
@@ -58,4 +60,4 @@ class SourceStatements:
                 )
                 .returning(*executions.c)
             )
-            return execution_record(moved.one())
+            return scripts.record(conn, moved.one())

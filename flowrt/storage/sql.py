@@ -23,6 +23,7 @@ from flowrt.errors import (
 from flowrt.ids import new_id
 from flowrt.status import Status
 from flowrt.storage import migrate as migrations
+from flowrt.storage import scripts
 from flowrt.storage.base import (
     ExecutionRecord,
     LogRecord,
@@ -36,7 +37,6 @@ from flowrt.storage.messages import MessageStatements
 from flowrt.storage.named import NamedStatements
 from flowrt.storage.removal import RemovalStatements
 from flowrt.storage.rows import (
-    execution_record,
     is_uuid,
     savepoint_record,
     savepoint_row,
@@ -145,7 +145,7 @@ class SqlStore(
             "id": execution_id,
             "flow_name": flow_name,
             "name": name,
-            "source": source,
+            "source": None,
             "status": status.value,
             "version": 0,
             "head_id": None,
@@ -157,9 +157,10 @@ class SqlStore(
             "lease_until": lease_until,
             "signature": signature,
         }
-        statement = self._insert(executions).values(row).on_conflict_do_nothing()
         with self.engine.begin() as conn:
-            conn.execute(statement)
+            # The text once, in `scripts`; the row names it by hash.
+            row["script"] = scripts.store_source(conn, self._insert, source)
+            conn.execute(self._insert(executions).values(row).on_conflict_do_nothing())
             return self._get_execution(conn, execution_id)
 
     def get_execution(self, execution_id: str) -> ExecutionRecord:
@@ -175,7 +176,7 @@ class SqlStore(
             .order_by(executions.c.created_at, executions.c.id)
         )
         with self.engine.begin() as conn:
-            return [execution_record(row) for row in conn.execute(query)]
+            return scripts.records(conn, conn.execute(query))
 
     def get_executions(self, execution_ids: Iterable[str]) -> list[ExecutionRecord]:
         wanted = [i for i in execution_ids if is_uuid(i)]
@@ -183,7 +184,7 @@ class SqlStore(
             return []
         with self.engine.begin() as conn:
             rows = conn.execute(sa.select(executions).where(executions.c.id.in_(wanted)))
-            return [execution_record(row) for row in rows]
+            return scripts.records(conn, rows)
 
     def list_executions(
         self, limit: int = 50, status: Status | None = None
@@ -195,7 +196,7 @@ class SqlStore(
         elif status is not None:
             query = query.where(executions.c.status == Status(status).value)
         with self.engine.begin() as conn:
-            return [execution_record(row) for row in conn.execute(query)]
+            return scripts.records(conn, conn.execute(query))
 
     def commit_step(self, commit: StepCommit) -> bool:
         values = dict(commit.changes, version=commit.version + 1, updated_at=utc_now())
@@ -257,7 +258,7 @@ class SqlStore(
                     updated_at=utc_now(),
                     worker=None,
                     lease_until=None if paused else lease_until,
-                    **(changes or {}),
+                    **scripts.source_changes(conn, self._insert, changes or {}),
                 )
             )
             self._count_restore(conn, target.id)
@@ -314,7 +315,7 @@ class SqlStore(
                 )
                 .returning(*executions.c)
             )
-            return [execution_record(row) for row in rows]
+            return scripts.records(conn, rows)
 
     def archive(self, execution_id: str) -> ExecutionRecord:
         with self.engine.begin() as conn:
@@ -439,7 +440,7 @@ class SqlStore(
         row = conn.execute(query.with_for_update() if lock else query).first()
         if row is None:
             raise ExecutionNotFoundError(execution_id)
-        return execution_record(row)
+        return scripts.record(conn, row)
 
     def _get_savepoint(self, conn: sa.Connection, savepoint_id: str) -> SavepointRecord | None:
         if not is_uuid(savepoint_id):
