@@ -141,3 +141,17 @@ def done(value: Any = None, **changes: Any) -> Answer:
 def json_value(call: str, what: str, value: Any) -> Any:
     # flow_api checked what the flow hands in; this also guards what flowrt hands back.
     return check_json(call, what, value)
+
+
+def existence_calls(call: str, kind: str) -> None:
+    """Register `<call>.exists` and `<call>.delete` for the named records of `kind` (a
+    stored connector is a `connection` to the flow, a `connector` in the store)."""
+
+    @performer(f"{call}.exists")
+    def _exists(context: StepContext, name: str) -> Result:
+        return done(context.store.get_named(kind, name) is not None)
+
+    @performer(f"{call}.delete", reaches_out=True)
+    def _delete(context: StepContext, name: str) -> Result:
+        context.store.delete_named(kind, name)
+        return done()

@@ -9,7 +9,7 @@ from flowrt.connectors import Connector, check_config
 from flowrt.connectors.base import KIND, build_inline, connector_types
 from flowrt.connectors.masking import mask_text, secrets_of
 from flowrt.errors import ConnectorError, FlowrtError, InvalidCallError, NotFoundError
-from flowrt.perform.base import Result, StepContext, done, json_value, performer
+from flowrt.perform.base import Result, StepContext, done, existence_calls, json_value, performer
 
 _FIELDS = ("value", "connection_type", "name", "updated_at")
 _HINT = (
@@ -126,12 +126,4 @@ def _connection_save(context: StepContext, name: str, **fields: Any) -> Result:
     return done()
 
 
-@performer("connection.exists")
-def _connection_exists(context: StepContext, name: str) -> Result:
-    return done(context.store.get_named(KIND, name) is not None)
-
-
-@performer("connection.delete", reaches_out=True)
-def _connection_delete(context: StepContext, name: str) -> Result:
-    context.store.delete_named(KIND, name)
-    return done()
+existence_calls("connection", KIND)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flowrt.errors import InvalidCallError, NotFoundError
-from flowrt.perform.base import Result, StepContext, done, performer
+from flowrt.perform.base import Result, StepContext, done, existence_calls, performer
 from flowrt.script import FLOW, register_flow
 from flowrt.seals import check_flow
 
@@ -42,15 +42,7 @@ def _flow_save(context: StepContext, name: str, **fields: Any) -> Result:
     return done()
 
 
-@performer("flow.exists")
-def _flow_exists(context: StepContext, name: str) -> Result:
-    return done(context.store.get_named(FLOW, name) is not None)
-
-
-@performer("flow.delete", reaches_out=True)
-def _flow_delete(context: StepContext, name: str) -> Result:
-    context.store.delete_named(FLOW, name)
-    return done()
+existence_calls("flow", FLOW)
 
 
 @performer("flows")

@@ -7,7 +7,7 @@ import binascii
 from typing import Any
 
 from flowrt.errors import InvalidCallError, NotFoundError
-from flowrt.perform.base import Result, StepContext, done, json_value, performer
+from flowrt.perform.base import Result, StepContext, done, existence_calls, json_value, performer
 from flowrt.storage.base import NamedRecord
 from flowrt.values import check_count, check_name, check_text
 
@@ -64,14 +64,7 @@ def _record_calls(kind: str) -> None:
         context.store.put_named(kind, name, value)
         return done()
 
-    @performer(f"{kind}.exists")
-    def _exists(context: StepContext, name: str) -> Result:
-        return done(context.store.get_named(kind, name) is not None)
-
-    @performer(f"{kind}.delete", reaches_out=True)
-    def _delete(context: StepContext, name: str) -> Result:
-        context.store.delete_named(kind, name)
-        return done()
+    existence_calls(kind, kind)
 
     @performer(f"{kind}.list")
     def _list(context: StepContext) -> Result:
