@@ -153,14 +153,18 @@ def restore_many(
         raise click.UsageError("give REF too, or leave out EXECUTION_ID to restore many")
     if status is None and flow_name is None:
         raise click.UsageError("give EXECUTION_ID REF, or --status/--flow to restore many")
+    if status is None or flow_name is None:  # another flow's, or running ones, rewound
+        raise click.UsageError(
+            "restoring many needs both --status (say ENDED_ERROR) and --flow NAME: the script "
+            "is one flow's fix, and executions that still run are not to be rewound"
+        )
     if script is None or to is None:
         raise click.UsageError(
             f"restoring many needs --script FILE and --to (name or {LATEST_COMPATIBLE})"
         )
     client = default_client()
     source = client.script_source(script)
-    records = client.list_executions(limit, Status(status) if status else None)
-    records = [r for r in records if flow_name is None or r.flow_name == flow_name]
+    records = client.store.list_executions(limit, Status(status), flow_name=flow_name)
     if not dry_run and client.settings.embedded_broker:
         client.ensure_worker()
     rows = client.runtime.restore_many(records, source, to, dry_run)

@@ -184,7 +184,15 @@ class _DryRun(LiveExecution):
     def call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], **extra: Any) -> Any:
         position = self.matched
         if self.differs is None and position < len(self.entries):
-            call = capture(name, args, kwargs, self.script.filename, with_variables=False, **extra)
+            call = capture(
+                name,
+                args,
+                kwargs,
+                self.script.filename,
+                with_variables=False,
+                known_secrets=self.secrets,  # those of the calls replayed before it too
+                **extra,
+            )
             entry = self.entries[position]
             if (entry.name, entry.digest) == (call.name, call.digest):
                 self.matched = entry.seq

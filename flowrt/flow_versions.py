@@ -71,8 +71,8 @@ def flow_versions(store: Store, signer: Signer, name: str) -> list[FlowVersion]:
 def version_source(store: Store, signer: Signer, ref: str) -> str:
     """The source of `ref`, "NAME@N": version N of the registered flow NAME."""
     name, sep, number = ref.rpartition("@")
-    if not sep or not name or not number.isdigit():
-        raise FlowNotFoundError(f"{ref} (a flow version is NAME@N, say {ref or 'billing'}@1)")
+    if not sep or not name or not (number.isascii() and number.isdigit()):  # not '²'
+        raise FlowNotFoundError(f"{ref} (a flow version is NAME@N, say {name or 'billing'}@1)")
     for version in flow_versions(store, signer, name):
         if version.number == int(number):
             return version.source

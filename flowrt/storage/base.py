@@ -179,9 +179,9 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def list_executions(
-        self, limit: int = 50, status: Status | None = None
+        self, limit: int = 50, status: Status | None = None, *, flow_name: str | None = None
     ) -> list[ExecutionRecord]:
-        """Newest executions first."""
+        """Newest executions first (of flow `flow_name` only, if given)."""
 
     @abc.abstractmethod
     def commit_step(self, commit: StepCommit) -> bool:

@@ -187,7 +187,7 @@ class SqlStore(
             return scripts.records(conn, rows)
 
     def list_executions(
-        self, limit: int = 50, status: Status | None = None
+        self, limit: int = 50, status: Status | None = None, *, flow_name: str | None = None
     ) -> list[ExecutionRecord]:
         query = sa.select(executions).order_by(executions.c.created_at.desc()).limit(limit)
         if status is Status.UNKNOWN:
@@ -195,6 +195,8 @@ class SqlStore(
             query = query.where(executions.c.status.not_in(known))
         elif status is not None:
             query = query.where(executions.c.status == Status(status).value)
+        if flow_name is not None:
+            query = query.where(executions.c.flow_name == flow_name)
         with self.engine.begin() as conn:
             return scripts.records(conn, conn.execute(query))
 
