@@ -414,3 +414,19 @@ def test_flowrt_web_serves_with_basic_auth(client: Client, tmp_path: Path):
     finally:
         server.terminate()
         server.wait(30)
+
+
+def test_a_long_history_is_shown_a_window_at_a_time(
+    api: TestClient, flowrt_client: Client, tmp_path: Path
+):
+    source = "def handler(system, this):\n    for i in range(450):\n        this.save_dump()\n"
+    handle = flowrt_client.start(write_flow(tmp_path, source, "long")).wait(120)
+    total = len(handle.savepoints())
+    assert total >= 450
+    page = api.get(f"/executions/{handle.id}").text
+    assert page.count('class="sp') == 200 and f"{total} in all" in page
+    assert f"?sp_offset={total - 400}" in page and "?sp_offset=0" in page  # earlier, first
+    first = api.get(f"/executions/{handle.id}", params={"sp_offset": 0}).text
+    assert first.count('class="sp') == 200 and "?sp_offset=200" in first
+    tail = api.get(f"/api/executions/{handle.id}/savepoints", params={"offset": total - 1})
+    assert [sp["head"] for sp in tail.json()["items"]] == [True]
