@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
 
@@ -20,11 +18,10 @@ def web(host: str, port: int) -> None:
 
     from flowrt.client import default_client
     from flowrt.web import check_bind, create_app, parse_auth
-    from flowrt.web.guard import AUTH_VARIABLE
 
-    users = parse_auth(os.environ.get(AUTH_VARIABLE))
-    check_bind(host, users)
     client = default_client()
+    users = parse_auth(client.settings.web_auth)
+    check_bind(host, users)
     if client.settings.embedded_broker:
         client.ensure_worker()  # restores and resumes run here: no other worker reads memory://
     click.echo(f"flowrt web view on http://{host}:{port}/" + (" (basic auth)" if users else ""))

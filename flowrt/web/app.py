@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -10,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from flowrt.client import Client
+from flowrt.client import Client, default_client
 from flowrt.errors import (
     ExecutionNotFoundError,
     FlowNotFoundError,
@@ -22,7 +21,7 @@ from flowrt.errors import (
 )
 from flowrt.web import api, pages
 from flowrt.web.deps import client_of, connector_secrets, masked
-from flowrt.web.guard import AUTH_VARIABLE, Guard, parse_auth
+from flowrt.web.guard import Guard, parse_auth
 
 _NOT_FOUND = (ExecutionNotFoundError, NotFoundError, SavepointNotFoundError, FlowNotFoundError)
 _CONFLICT = (InvalidStateError, MessageAnsweredError)
@@ -30,9 +29,11 @@ _CONFLICT = (InvalidStateError, MessageAnsweredError)
 
 def create_app(client: Client | None = None, users: list[tuple[str, str]] | None = None) -> Any:
     """The web view on `client` (default: the client of the FLOWRT_* environment), behind
-    basic auth for `users` (default: those of FLOWRT_WEB_AUTH; none: no auth)."""
+    basic auth for `users` (default: those of the client's FLOWRT_WEB_AUTH; none: no auth)."""
+    if client is None:
+        client = default_client()
     if users is None:
-        users = parse_auth(os.environ.get(AUTH_VARIABLE))
+        users = parse_auth(client.settings.web_auth)
     app = FastAPI(
         title="flowrt",
         summary="Executions, their savepoints, and restoring them",
