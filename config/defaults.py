@@ -92,3 +92,7 @@ ENV_NAME = "flowrt"
 # The client executions run for, what `system.get_own_client().get('name')` and
 # `this.get('client_name')` answer (FLOWRT_CLIENT_NAME).
 CLIENT_NAME = "flowrt"
+
+# The web view's logins, user:password[,user2:password2] (FLOWRT_WEB_AUTH): `flowrt web` asks
+# for HTTP basic auth on every route; empty, it serves loopback addresses only.
+WEB_AUTH = ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ class Settings:
     user_name: str = defaults.USER
     env_name: str = defaults.ENV_NAME
     client_name: str = defaults.CLIENT_NAME
+    web_auth: str = field(default=defaults.WEB_AUTH, repr=False)
 
     @property
     def embedded_broker(self) -> bool:
@@ -130,6 +131,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         user_name=_text(env, "USER", defaults.USER) or defaults.USER,
         env_name=_text(env, "ENV_NAME", defaults.ENV_NAME) or defaults.ENV_NAME,
         client_name=_text(env, "CLIENT_NAME", defaults.CLIENT_NAME) or defaults.CLIENT_NAME,
+        web_auth=_text(env, "WEB_AUTH", defaults.WEB_AUTH),
     )
 
 

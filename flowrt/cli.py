@@ -20,6 +20,7 @@ from flowrt.cli_common import parse_inputs as _parse_inputs
 from flowrt.cli_connectors import connector
 from flowrt.cli_messages import messages, respond
 from flowrt.cli_stats import stats
+from flowrt.cli_web import web
 from flowrt.client import Handle, shutdown
 from flowrt.embedded import pin_hash_seed
 from flowrt.errors import FlowNotFoundError, FlowrtError
@@ -427,3 +428,4 @@ cli.add_command(cli_fix.upgrade)
 cli.add_command(connector)
 cli.add_command(messages)
 cli.add_command(respond)
+cli.add_command(web)

@@ -35,6 +35,7 @@ from flowrt.storage import (
     open_store,
 )
 from flowrt.storage.backlog import Backlog, measure
+from flowrt.storage.browse import ExecutionPage, browse_executions, current_branch, savepoint_window
 from flowrt.storage.messages import waits_on_message
 from flowrt.values import check_json, check_name
 
@@ -116,6 +117,17 @@ class Client:
     ) -> list[ExecutionRecord]:
         """Newest executions first."""
         return self.store.list_executions(limit, status)
+
+    def browse(
+        self,
+        status: Status | None = None,
+        flow: str | None = None,
+        search: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> ExecutionPage:
+        """A page of executions, newest first, with counts per status (the web view's list)."""
+        return browse_executions(self.store.engine, status, flow, search, limit, offset)
 
     def backlog(self) -> Backlog:
         """Runnable and waiting executions, and how many each worker holds (`flowrt stats`)."""
@@ -238,6 +250,16 @@ class Handle:
     def savepoints(self) -> list[SavepointRecord]:
         """All its savepoints, every branch, in the order they were made."""
         return self.client.store.list_savepoints(self.id)
+
+    def savepoint_window(
+        self, limit: int = 200, offset: int = 0
+    ) -> tuple[list[SavepointRecord], int]:
+        """Savepoints `offset`.. in the order they were made (at most `limit`), and how many."""
+        return savepoint_window(self.client.store.engine, self.id, limit, offset)
+
+    def current_branch(self) -> set[str]:
+        """The ids of the savepoints from its first to its head: the branch it goes on from."""
+        return current_branch(self.client.store.engine, self.id, self.record().head_id)
 
     def restore(self, ref: str, by: str = "id", script: str | Path | None = None) -> Handle:
         """Restore it to savepoint `ref` (by `'id'` or `'name'`) and let it run from there.
