@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any, NoReturn
 
 from flowrt.calls import Call, Outcome, capture
+from flowrt.connectors.masking import mask_text, secrets_of
 from flowrt.errors import (
     DeterminismError,
     DivergedSignal,
@@ -304,6 +305,17 @@ class LiveExecution:
             self._journal = []  # the head: from here on the flow runs live
             return self._park(call, recorded=True)
         return self._park(call, recorded=False)
+
+    def learn_secrets(self, value: Any) -> None:
+        """Mask from now on the credentials `value` holds (what a call answered: a stored
+        connector's settings), in the flow's log lines, errors and messages as in savepoints."""
+        learned = set(secrets_of(value)) - set(self.secrets) if isinstance(value, dict) else ()
+        if learned:
+            self.secrets[:] = sorted({*self.secrets, *learned}, key=len, reverse=True)
+
+    def masked(self, text: str | None) -> str | None:
+        """`text` with the credentials this execution knows of masked."""
+        return text if text is None or not self.secrets else mask_text(text, self.secrets)
 
     def _diverge(self, error: DeterminismError) -> NoReturn:
         # Latched: the execution ends with this error whatever the flow does next.

@@ -224,8 +224,11 @@ class Stepping(StepWrites, Children):
         if isinstance(event, Returned):
             changes.update(ended(Status.ENDED_SUCCESS), message=live.state.message)
         elif isinstance(event, Raised):
-            changes.update(ended(Status.ENDED_ERROR), error=event.trace, error_line=event.line)
-            changes["message"] = f"{type(event.error).__name__}: {event.error}"
+            trace, message = event.trace, f"{type(event.error).__name__}: {event.error}"
+            changes.update(
+                ended(Status.ENDED_ERROR), error=live.masked(trace), error_line=event.line
+            )
+            changes["message"] = live.masked(message)
         elif isinstance(event, Diverged):
             changes.update(ended(Status.ENDED_ERROR), error=str(event.error))
             changes.update(error_line=event.error.line, message=str(event.error))
@@ -387,11 +390,12 @@ class Stepping(StepWrites, Children):
 
     def _end(self, live: LiveExecution, end: End) -> None:
         changes = ended(end.status)
-        changes["message"] = end.message
+        changes["message"] = live.masked(end.message)
         if end.status is Status.ENDED_ERROR:
             line = live.pending.line if live.pending else None
             call = live.pending.name if live.pending else "error"  # this.error() or this.end()
-            changes.update(error=f"this.{call}() at line {line}: {end.message}", error_line=line)
+            said = live.masked(end.message)
+            changes.update(error=f"this.{call}() at line {line}: {said}", error_line=line)
         if self._commit(live, StepCommit(live.execution_id, live.version, changes)):
             self._finish(live)
 

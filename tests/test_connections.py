@@ -622,3 +622,25 @@ def test_an_inline_sql_connection_runs_on_a_url_given_in_the_call(
     refused = record.outputs["refused"]
     assert "SQL connection" in refused and "robot:***@h/db" in refused
     assert PASSWORD not in refused
+
+
+def test_credentials_a_flow_reads_from_a_stored_connection_are_masked_where_it_prints_them(
+    client: Client, tmp_path: Path
+) -> None:
+    client.set_connector("vault", "rest", base_url="https://robot:s3cr3t-pass@api.example")
+    source = """\
+import flow_api
+
+def handler(system, this):
+    config = system.connection('vault').get('value')
+    this.log('using', config['base_url'])
+    this.log(config=config)
+    raise RuntimeError(f"cannot reach {config['base_url']}")
+"""
+    handle = client.start(write_flow(tmp_path, source)).wait(30)
+    record = handle.record()
+    assert record.status is Status.ENDED_ERROR
+    lines = [line.message for line in handle.logs()]
+    assert len(lines) == 2 and "https://robot:***@api.example" in lines[0], lines
+    shown = " ".join([*lines, record.error or "", record.message or ""])
+    assert "s3cr3t-pass" not in shown and "api.example" in record.message

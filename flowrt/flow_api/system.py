@@ -434,3 +434,11 @@ class Connection(_Record):
     `exists()`, `delete()`. `this.connect(name, ...)` uses it."""
 
     kind = "connection"
+
+    def _read(self, method: str, fields: tuple[str, ...], options: dict[str, Any]) -> Any:
+        answer = super()._read(method, fields, options)
+        # The flow may print what it read: its credentials are masked wherever flowrt
+        # stores or shows a log line, an error or a message from now on.
+        for value in answer if isinstance(answer, tuple) else (answer,):
+            self._live.learn_secrets(value)
+        return answer

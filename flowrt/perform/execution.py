@@ -19,7 +19,8 @@ def _log(context: StepContext, *parts: str) -> Result:
     live, call = context.live, context.live.pending
     line = call.line if call else 0
     seq = live.head.seq if live.head else 0
-    record = LogRecord(live.execution_id, seq, line, context.now, " ".join(parts))
+    text = live.masked(" ".join(parts)) or ""
+    record = LogRecord(live.execution_id, seq, line, context.now, text)
     return Answer(Outcome(), logs=(record,))
 
 
