@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from flowrt.errors import ExecutionNotFoundError
+from flowrt.forms import describe, example
 from flowrt.status import Status
 from flowrt.storage.browse import MAX_PAGE
 from flowrt.web.deps import ClientDep, Masker
@@ -86,6 +87,17 @@ def execution_page(
                 "e": execution_json(record),
                 "source_lines": record.source.splitlines(),
                 "children": [execution_json(c.record()) for c in handle.children()],
+                "messages": [
+                    {
+                        "id": m.id,
+                        "subject": m.subject,
+                        "type": m.message_type,
+                        "form": describe(m.body),
+                        "example": example(m.body),
+                    }
+                    for m in client.list_messages(record.id)
+                    if m.responded_at is None
+                ],
                 "timeline": timeline,
                 "total": total,
                 "offset": offset,
