@@ -13,6 +13,7 @@ from flowrt.storage.rows import is_uuid, savepoint_record
 from flowrt.storage.schema import executions, savepoints
 
 MAX_PAGE = 500  # rows one request reads at most, however many it asks for
+MAX_OFFSET = 2**53  # past any table; the databases refuse offsets beyond 64 bits
 
 
 @dataclass(frozen=True)

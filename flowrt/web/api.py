@@ -9,13 +9,35 @@ from pydantic import BaseModel, Field
 
 from flowrt.cli_messages import message_dict
 from flowrt.status import Status
-from flowrt.storage.browse import MAX_PAGE
+from flowrt.storage.browse import MAX_OFFSET, MAX_PAGE
 from flowrt.web.deps import ClientDep, Masker
 from flowrt.web.views import execution_json, log_json, savepoint_json
 
-router = APIRouter(prefix="/api", tags=["executions"])
+
+class Problem(BaseModel):
+    """Why a request was refused: the CLI's text for the same refusal."""
+
+    detail: str
+
+
+def _refusals(**codes: str) -> dict[int | str, dict[str, Any]]:
+    return {int(code[1:]): {"model": Problem, "description": text} for code, text in codes.items()}
+
+
+router = APIRouter(
+    prefix="/api",
+    tags=["executions"],
+    responses=_refusals(
+        _400="Bad input: a malformed parameter or body",
+        _401="No or wrong basic-auth credentials (when FLOWRT_WEB_AUTH is set)",
+        _403="A cross-site request",
+        _404="No such execution, savepoint or message",
+        _409="The execution's state does not allow it",
+        _415="A request changing something without Content-Type: application/json",
+    ),
+)
 Limit = Annotated[int, Query(ge=0, le=MAX_PAGE, description=f"At most {MAX_PAGE}.")]
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 NoArguments = Annotated[dict[str, Any] | None, Body(description="Nothing: send {}.")]
 
 

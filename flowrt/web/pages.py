@@ -12,7 +12,7 @@ from fastapi.templating import Jinja2Templates
 from flowrt.errors import ExecutionNotFoundError
 from flowrt.forms import describe, example
 from flowrt.status import Status
-from flowrt.storage.browse import MAX_PAGE
+from flowrt.storage.browse import MAX_OFFSET, MAX_PAGE
 from flowrt.web.deps import ClientDep, Masker
 from flowrt.web.views import execution_json, interleave, savepoint_json
 
@@ -30,7 +30,7 @@ def executions_page(
     flow: str | None = None,
     search: str | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> HTMLResponse:
     """Executions newest first, with filters, counts per status and pages."""
     page = client.browse(status, flow or None, search or None, limit, offset)
@@ -58,7 +58,7 @@ def execution_page(
     client: ClientDep,
     mask: Masker,
     execution_id: str,
-    sp_offset: Annotated[int | None, Query(ge=0)] = None,
+    sp_offset: Annotated[int | None, Query(ge=0, le=MAX_OFFSET)] = None,
 ) -> HTMLResponse:
     """One execution: state, source, savepoint timeline with logs, and the actions."""
     try:
