@@ -96,3 +96,7 @@ CLIENT_NAME = "flowrt"
 # The web view's logins, user:password[,user2:password2] (FLOWRT_WEB_AUTH): `flowrt web` asks
 # for HTTP basic auth on every route; empty, it serves loopback addresses only.
 WEB_AUTH = ""
+
+# Where operators open Flower (FLOWRT_FLOWER_URL, e.g. http://localhost:5555): the web view links
+# an execution's steps to Flower's task search; empty, it shows no such link.
+FLOWER_URL = ""

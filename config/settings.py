@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ class Settings:
     env_name: str = defaults.ENV_NAME
     client_name: str = defaults.CLIENT_NAME
     web_auth: str = field(default=defaults.WEB_AUTH, repr=False)
+    flower_url: str = defaults.FLOWER_URL
 
     @property
     def embedded_broker(self) -> bool:
@@ -132,6 +134,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         env_name=_text(env, "ENV_NAME", defaults.ENV_NAME) or defaults.ENV_NAME,
         client_name=_text(env, "CLIENT_NAME", defaults.CLIENT_NAME) or defaults.CLIENT_NAME,
         web_auth=_text(env, "WEB_AUTH", defaults.WEB_AUTH),
+        flower_url=_web_address(env, "FLOWER_URL", defaults.FLOWER_URL),
     )
 
 
@@ -152,6 +155,16 @@ def _number(env: Mapping[str, str], name: str, default: Any, kind: type) -> Any:
         ) from None
     if value < 0:
         raise SettingsError(f"{PREFIX}{name}={raw!r} must not be negative")
+    return value
+
+
+def _web_address(env: Mapping[str, str], name: str, default: str) -> str:
+    value = _text(env, name, default).rstrip("/")
+    if value and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+        raise SettingsError(
+            f"{PREFIX}{name}={value!r} is not a web address; set it to where a browser opens "
+            "it, such as http://localhost:5555, or leave it empty"
+        )
     return value
 
 

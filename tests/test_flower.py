@@ -22,6 +22,7 @@ from flower.urls import handlers
 
 import flowrt
 from flowrt.status import Status
+from flowrt.web.views import flower_search
 
 pytestmark = pytest.mark.redis
 
@@ -176,6 +177,14 @@ def test_flower_shows_the_steps_of_an_execution(start_flower, production, tmp_pa
     calls = {(p.seq, p.call) for p in handle.savepoints()}
     wait_until(lambda: calls <= set(steps_shown()), 10, "flower to list every step")
     assert {task["worker"] for task in steps_shown().values()} == {workers.node("shown")}
+    # The web view's link to this execution's steps finds them all, and only them.
+    other = flowrt.start(write_flow(tmp_path, SHOWN_FLOW, name="shown_in_flower")).wait(30)
+    link = flower_search(flower.url, handle.id)
+    assert link is not None and link.startswith(flower.url)
+    wait_until(lambda: other.id in flower.http.get("/api/tasks", auth=(USER, PASSWORD)).text, 10)
+    found = httpx.get(link, auth=(USER, PASSWORD)).json()
+    assert {task["uuid"] for task in steps_shown().values()} <= set(found)
+    assert found and all(handle.id in task["args"] for task in found.values())
     # Metrics keep one series per task name: the names are bounded by flow and call.
     metrics = flower.http.get("/metrics").text
     names = set(re.findall(r'task="(flowrt\.step [^"]*)"', metrics))

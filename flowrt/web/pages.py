@@ -14,7 +14,7 @@ from flowrt.forms import describe, example
 from flowrt.status import Status
 from flowrt.storage.browse import MAX_OFFSET, MAX_PAGE
 from flowrt.web.deps import ClientDep, Masker
-from flowrt.web.views import execution_json, interleave, savepoint_json
+from flowrt.web.views import execution_json, flower_search, interleave, savepoint_json
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -85,6 +85,8 @@ def execution_page(
         mask(
             {
                 "e": execution_json(record),
+                "flower": client.settings.flower_url,
+                "flower_steps": flower_search(client.settings.flower_url, record.id),
                 "source_lines": record.source.splitlines(),
                 "children": [execution_json(c.record()) for c in handle.children()],
                 "messages": [

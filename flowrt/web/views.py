@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from fastapi.encoders import jsonable_encoder
 
@@ -46,6 +47,14 @@ def savepoint_json(sp: SavepointRecord, head_id: str | None, branch: set[str]) -
             "current": sp.id in branch,
         }
     )
+
+
+def flower_search(flower_url: str, execution_id: str) -> str | None:
+    """The URL of Flower's task search for the steps of `execution_id` (their arguments are
+    `(execution='ID', version=N)`), or None when no Flower URL is configured."""
+    if not flower_url:
+        return None
+    return f"{flower_url}/api/tasks?search={quote(f'args:{execution_id}', safe='')}"
 
 
 def log_json(log: LogRecord) -> dict[str, Any]:
