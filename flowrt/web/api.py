@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, Field
 
 from flowrt.cli_messages import message_dict
+from flowrt.script import script_hash
 from flowrt.status import Status
 from flowrt.storage.browse import MAX_OFFSET, MAX_PAGE
 from flowrt.web.deps import ClientDep, Masker
+from flowrt.web.fix import CheckBody, ScriptChoice
 from flowrt.web.views import execution_json, log_json, savepoint_json
 
 
@@ -41,8 +44,8 @@ Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 NoArguments = Annotated[dict[str, Any] | None, Body(description="Nothing: send {}.")]
 
 
-class RestoreBody(BaseModel):
-    """Which savepoint to restore to."""
+class RestoreBody(ScriptChoice):
+    """Which savepoint to restore to, and optionally the corrected script to go on under."""
 
     ref: str = Field(min_length=1, description="The savepoint's id, or its name.")
     by: Literal["id", "name"] = "id"
@@ -122,9 +125,23 @@ def list_logs(
 def restore(
     client: ClientDep, mask: Masker, execution_id: str, body: RestoreBody
 ) -> dict[str, Any]:
-    """Restore it to a savepoint (`flowrt restore ID REF --by id|name`); it runs on from there."""
-    handle = client.get(execution_id).restore(body.ref, body.by)
-    return mask(execution_json(handle.record()))
+    """Restore it to a savepoint (`flowrt restore ID REF --by id|name`); it runs on from there.
+    With "script" or "flow_version", under that script, checked first as `check` does and
+    refused (409, changing nothing) if it does not replay the journal up to the savepoint."""
+    source = body.source(client)
+    handle = client.get(execution_id).restore(body.ref, body.by, source)
+    data = execution_json(handle.record())
+    return mask({**data, "restored_under": script_hash(source) if source else None})
+
+
+@router.post("/executions/{execution_id}/check", tags=["fix the script"])
+def check(client: ClientDep, mask: Masker, execution_id: str, body: CheckBody) -> dict[str, Any]:
+    """Replay a corrected script against its journal, performing nothing (`flowrt check`):
+    compatible up to the savepoint, or the first divergence and the newest compatible one."""
+    source = body.source(client)
+    assert source is not None  # CheckBody requires one
+    report = client.check(execution_id, source, body.to, body.by)
+    return mask({**asdict(report), "text": report.describe()})
 
 
 @router.post("/executions/{execution_id}/pause")

@@ -15,6 +15,7 @@ from flowrt.errors import (
     ExecutionNotFoundError,
     FlowNotFoundError,
     FlowrtError,
+    IncompatibleScriptError,
     InvalidStateError,
     MessageAnsweredError,
     NotFoundError,
@@ -25,7 +26,7 @@ from flowrt.web.deps import client_of, connector_secrets, masked
 from flowrt.web.guard import Guard, parse_auth
 
 _NOT_FOUND = (ExecutionNotFoundError, NotFoundError, SavepointNotFoundError, FlowNotFoundError)
-_CONFLICT = (InvalidStateError, MessageAnsweredError)
+_CONFLICT = (InvalidStateError, MessageAnsweredError, IncompatibleScriptError)
 
 
 def create_app(client: Client | None = None, users: list[tuple[str, str]] | None = None) -> Any:

@@ -14,6 +14,7 @@ from flowrt.forms import describe, example
 from flowrt.status import Status
 from flowrt.storage.browse import MAX_OFFSET, MAX_PAGE
 from flowrt.web.deps import ClientDep, Masker
+from flowrt.web.fix import versions
 from flowrt.web.views import execution_json, flower_search, interleave, savepoint_json
 
 router = APIRouter(include_in_schema=False)
@@ -85,6 +86,7 @@ def execution_page(
         mask(
             {
                 "e": execution_json(record),
+                "versions": versions(client, record.flow_name),
                 "flower": client.settings.flower_url,
                 "flower_steps": flower_search(client.settings.flower_url, record.id),
                 "source_lines": record.source.splitlines(),
