@@ -35,7 +35,13 @@ from flowrt.storage import (
     open_store,
 )
 from flowrt.storage.backlog import Backlog, measure
-from flowrt.storage.browse import ExecutionPage, browse_executions, current_branch, savepoint_window
+from flowrt.storage.browse import (
+    ExecutionPage,
+    browse_executions,
+    current_branch,
+    savepoint_window,
+    script_sources,
+)
 from flowrt.storage.messages import waits_on_message
 from flowrt.values import check_json, check_name
 
@@ -128,6 +134,10 @@ class Client:
     ) -> ExecutionPage:
         """A page of executions, newest first, with counts per status (the web view's list)."""
         return browse_executions(self.store.engine, status, flow, search, limit, offset)
+
+    def script_sources(self, short_hashes: set[str]) -> dict[str, str]:
+        """The stored sources of the scripts savepoints name by short hash (their `script`)."""
+        return script_sources(self.store.engine, short_hashes)
 
     def backlog(self) -> Backlog:
         """Runnable and waiting executions, and how many each worker holds (`flowrt stats`)."""

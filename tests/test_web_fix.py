@@ -3,11 +3,14 @@ flow version against a failed execution's journal, and restore under it at a sav
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 from fastapi.testclient import TestClient
 
 from flowrt.client import Client
+from flowrt.script import script_hash
 from flowrt.web import create_app
 from tests.conftest import line_of, write_flow
 from tests.test_web_api import FLOW, _cli_refusal, post, start_failing
@@ -61,6 +64,15 @@ def test_check_a_pasted_script_and_restore_under_it(client: Client, tmp_path: Pa
     assert handle.status.value == "ENDED_SUCCESS" and handle.outputs == {"total": 30}
     assert handle.record().source == FIXED
     assert restored.json()["restored_under"] == client.check(execution_id, FIXED).script
+
+    # Each savepoint's source is the script it ran under: the old one for the failed branch.
+    savepoints = api.get(f"/api/executions/{execution_id}/savepoints").json()["items"]
+    old, new = script_hash(FLOW), script_hash(FIXED)
+    assert {sp["script"] for sp in savepoints} == {old, new}
+    page = api.get(f"/executions/{execution_id}").text
+    shown = json.loads(re.search(r'id="scripts-data">(.*?)</script>', page, re.S)[1])
+    assert shown == {old: FLOW}
+    assert client.script_sources({old, new, "0" * 12, "not-hex"}) == {old: FLOW, new: FIXED}
 
 
 def test_check_and_restore_with_a_registered_flow_version(client: Client, tmp_path: Path):

@@ -11,6 +11,7 @@ from flowrt.storage import scripts
 from flowrt.storage.base import ExecutionRecord, SavepointRecord
 from flowrt.storage.rows import is_uuid, savepoint_record
 from flowrt.storage.schema import executions, savepoints
+from flowrt.storage.schema import scripts as scripts_table
 
 MAX_PAGE = 500  # rows one request reads at most, however many it asks for
 MAX_OFFSET = 2**53  # past any table; the databases refuse offsets beyond 64 bits
@@ -116,6 +117,21 @@ def current_branch(engine: sa.Engine, execution_id: str, head_id: str | None) ->
         branch.add(at)
         at = parents[at]
     return branch
+
+
+def script_sources(engine: sa.Engine, short_hashes: set[str]) -> dict[str, str]:
+    """The stored sources named by short hash (a savepoint's `script`: the first 12 hex digits
+    of the SHA-256 that keys `scripts`). A text that does not hash to its name is left out."""
+    wanted = {h for h in short_hashes if len(h) == 12 and all(c in "0123456789abcdef" for c in h)}
+    if not wanted:
+        return {}
+    query = sa.select(scripts_table.c.source).where(
+        sa.or_(*[scripts_table.c.hash.startswith(h) for h in sorted(wanted)])
+    )
+    with engine.begin() as conn:
+        texts = [row.source for row in conn.execute(query)]
+    found = {scripts.source_hash(text)[:12]: text for text in texts}
+    return {h: found[h] for h in wanted if h in found}
 
 
 def _id_starts(engine: sa.Engine, text: str) -> sa.ColumnElement[bool]:

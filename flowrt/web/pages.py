@@ -11,6 +11,7 @@ from fastapi.templating import Jinja2Templates
 
 from flowrt.errors import ExecutionNotFoundError
 from flowrt.forms import describe, example
+from flowrt.script import script_hash
 from flowrt.status import Status
 from flowrt.storage.browse import MAX_OFFSET, MAX_PAGE
 from flowrt.web.deps import ClientDep, Masker
@@ -76,6 +77,8 @@ def execution_page(
     logs = handle.logs()
     owned = interleave(rows, logs)
     timeline: list[dict[str, Any]] = []
+    current = script_hash(record.source)
+    older = {sp.script for sp in rows if sp.script and sp.script != current}
     for sp in rows:
         item = savepoint_json(sp, record.head_id, branch)
         item["logs"] = [{"line": log.line, "message": log.message} for log in owned[sp.id]]
@@ -86,6 +89,7 @@ def execution_page(
         mask(
             {
                 "e": execution_json(record),
+                "scripts": client.script_sources(older) if older else {},
                 "versions": versions(client, record.flow_name),
                 "flower": client.settings.flower_url,
                 "flower_steps": flower_search(client.settings.flower_url, record.id),
