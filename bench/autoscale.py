@@ -64,9 +64,10 @@ def measure(
     flow_path = home / "loop.py"
     flow_path.write_text(LOOP_FLOW)
     bench = Bench(str(flow_path), engine)
-    fixed = Worker("tasks", "fixed", env, home / "pool-fixed.log")
+    # Both at INFO, whatever --loglevel says: the autoscaler's "Scaling up" lines are read.
+    fixed = Worker("tasks", "fixed", env, home / "pool-fixed.log", "INFO")
     scaled = Worker("tasks", "scaled", {**env, "AUTOSCALE_KEEPALIVE": KEEPALIVE_S},
-                    home / "pool-scaled.log")  # fmt: skip
+                    home / "pool-scaled.log", "INFO")  # fmt: skip
     try:
         fixed.start("", MAX)
         bench.run_flows(4, 20, timeout_s=120)  # warm-up: connections, script cache

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -24,10 +21,8 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
-from bench import autoscale, memory, reaper, recovery, throughput  # noqa: E402
-from bench.executions import LOOP_FLOW, Bench  # noqa: E402
-from bench.report import Figure, ms, print_table, ratio_figure, spread_text  # noqa: E402
-from bench.workers import Worker  # noqa: E402
+from bench import autoscale, calls, memory, reaper, recovery, throughput, workers  # noqa: E402
+from bench.report import Figure, print_table  # noqa: E402
 
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 BENCH_DB = "flowrt_bench"
@@ -53,7 +48,8 @@ class Sizes:
     sleepers: tuple[int, ...] = reaper.FULL  # sleeping executions the reaper is timed among
 
 
-# Runs of the single bare chain and of the short flow; the median one is reported.
+# Rounds of the bare hop and flowrt, one after the other (bench/calls.py); the median is
+# reported.
 REPEATS = 3
 FULL = Sizes(3000, 100, 1000, 10_000, 50, 200, 3, 3, 10_000, 200, 50)
 QUICK = Sizes(300, 20, 100, 1000, 50, 20, 1, 1, 1000, 50, 20, reaper.QUICK)
@@ -97,166 +93,22 @@ def drop_database() -> None:
     admin.dispose()
 
 
-# --- the bare hop -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Chains:
-    """Bare chains run at once: ms per hop over all of them, and per chain."""
-
-    throughput_ms: float
-    latency_ms: float
-
-
-def run_chains(count: int, hops: int, timeout_s: float) -> Chains:
-    """Send `count` bare chains of `hops` hops each and wait for every one to end."""
-    from bench import barehop
-
-    client = redis.Redis.from_url(REDIS_URL)
-    run_id = uuid.uuid4().hex
-    started = time.time()
-    for _ in range(count):
-        barehop.hop.apply_async((run_id, hops - 1))
-    ends: list[float] = []
-    deadline = time.monotonic() + timeout_s
-    while len(ends) < count:
-        left_s = deadline - time.monotonic()
-        if left_s <= 0:
-            raise TimeoutError(f"{count - len(ends)} bare chains did not end in {timeout_s} s")
-        item = client.blpop([barehop.done_key(run_id)], timeout=1)
-        if item is not None:
-            ends.append(float(item[1]))
-    wall_s = max(ends) - started
-    return Chains(
-        throughput_ms=wall_s * 1000 / (count * hops),
-        latency_ms=statistics.mean(end - started for end in ends) * 1000 / hops,
-    )
-
-
-# --- flowrt -----------------------------------------------------------------------------------
-
-
-# --- the run ----------------------------------------------------------------------------------
-
-
-def measure_bare(
-    sizes: Sizes, env: dict[str, str], home: Path
-) -> tuple[Chains, Chains, list[float]]:
-    import config
-
-    cfg = config.celery_config(config.load())
-    worker = Worker("bench.barehop", "barehop", env, home / "barehop.log")
-    try:
-        worker.start(cfg["worker_pool"], cfg["worker_concurrency"])
-        run_chains(1, 50, timeout_s=60)  # warm-up
-        runs = [run_chains(1, sizes.bare_hops, timeout_s=120) for _ in range(REPEATS)]
-        single = sorted(runs, key=lambda c: c.throughput_ms)[REPEATS // 2]
-        spread = [c.throughput_ms for c in runs]
-        fleet = run_chains(sizes.fleet, sizes.bare_chain_hops, timeout_s=120)
-    except BaseException:
-        print(f"--- barehop worker log ---\n{worker.tail()}", file=sys.stderr)
-        raise
-    finally:
-        worker.stop()
-    return single, fleet, spread
-
-
-def measure_flowrt(
-    sizes: Sizes, env: dict[str, str], home: Path, engine: sa.Engine
-) -> dict[str, Any]:
-    import config
-
-    cfg = config.celery_config(config.load())
-    flow_path = home / "loop.py"
-    flow_path.write_text(LOOP_FLOW)
-    bench = Bench(str(flow_path), engine)
-    worker = Worker("tasks", "bench", env, home / "flowrt.log")
-    out: dict[str, Any] = {"worker": worker}
-    try:
-        worker.start(cfg["worker_pool"], cfg["worker_concurrency"])
-        out["pid"] = worker.pid
-        bench.run_flows(1, 20, timeout_s=60)  # warm-up: connections, script cache
-        runs = [bench.run_flows(1, sizes.small_calls, timeout_s=300) for _ in range(REPEATS)]
-        out["small"] = sorted(runs, key=lambda r: r.wall_s)[REPEATS // 2]
-        out["small_spread"] = [r.per_call_ms() for r in runs]
-        out["big"] = bench.run_flows(1, sizes.big_calls, timeout_s=600, fail=True)
-        out["fleet"] = bench.run_flows(sizes.fleet, sizes.fleet_calls, timeout_s=600)
-        big_id = out["big"].ids[0]
-        timings = [bench.restore_deep(big_id, sizes.big_calls, 120) for _ in range(sizes.restores)]
-        out["restores"] = timings
-        out["storage"] = bench.storage(big_id)
-    except BaseException:
-        print(f"--- flowrt worker log ---\n{worker.tail()}", file=sys.stderr)
-        raise
-    finally:
-        worker.stop()
-    return out
-
-
-def report(
-    sizes: Sizes, single: Chains, spread: list[float], chains: Chains, got: dict[str, Any]
-) -> list[Figure]:
-    base = single.throughput_ms
-    small, big, fleet = got["small"], got["big"], got["fleet"]
-    n = sizes.fleet
-    restore_next = statistics.median(t[0] for t in got["restores"])
-    restore_end = statistics.median(t[1] for t in got["restores"])
-    scaling = big.wall_s / small.wall_s
-    limit = 10.5 * (sizes.big_calls / sizes.small_calls) / 10
-    st = got["storage"]
-    over = st["disk_bytes"] - st["table_answer_bytes"]
-    latency_ratio = fleet.latency_ms() / chains.latency_ms
-    return [
-        Figure("bare hop, 1 chain (baseline)", ms(base), "1.00x", "about 1 ms"),
-        Figure(f"  median of {REPEATS} runs; range", spread_text(spread)),
-        Figure(f"bare hop, {n} chains: ms/hop overall", ms(chains.throughput_ms),
-               f"{chains.throughput_ms / base:.2f}x", "(information)"),
-        Figure(f"bare hop, {n} chains: ms/hop per chain", ms(chains.latency_ms),
-               f"{chains.latency_ms / base:.2f}x", "(information)"),
-        ratio_figure(f"flowrt, 1 execution: ms/call ({small.calls} calls)",
-                     small.per_call_ms(), base, 1.5),
-        Figure(f"  median of {REPEATS} runs; range", spread_text(got["small_spread"])),
-        ratio_figure(f"flowrt, 1 execution: ms/call ({big.calls} calls)",
-                     big.per_call_ms(), base, None),
-        ratio_figure(f"flowrt, {n} executions: ms/call overall", fleet.per_call_ms(), base, 1.5),
-        Figure(f"  same, vs bare {n} chains", ms(fleet.per_call_ms()),
-               f"{fleet.per_call_ms() / chains.throughput_ms:.2f}x", "(information)"),
-        ratio_figure(f"flowrt, {n} executions: ms/call per execution",
-                     fleet.latency_ms(), base, None),
-        Figure(f"  same, vs bare {n} chains per chain", ms(fleet.latency_ms()),
-               f"{latency_ratio:.2f}x", "<= 1.5x bare chain", latency_ratio <= 1.5),
-        Figure(f"scaling: {big.calls - 1} vs {small.calls - 1} calls",
-               f"{big.wall_s:.2f} s / {small.wall_s:.2f} s", f"{scaling:.2f}x",
-               f"<= {limit:g}x", scaling <= limit),
-        Figure(f"restore #{sizes.big_calls} -> next savepoint", f"{restore_next:.3f} s", "",
-               "< 1 s", restore_next < 1.0),
-        Figure(f"restore #{sizes.big_calls} -> execution ended", f"{restore_end:.3f} s", "",
-               "(information)"),
-        Figure("savepoint row on disk (table+index+toast)", f"{st['disk_bytes']:.0f} B"),
-        Figure("  of which indexes", f"{st['index_bytes']:.0f} B"),
-        Figure("  tuple (pg_column_size)", f"{st['row_bytes']:.0f} B"),
-        Figure("  outcome blob (answer)", f"{st['answer_bytes']:.0f} B"),
-        Figure("  variables snapshot", f"{st['variables_bytes']:.0f} B"),
-        Figure("storage per savepoint beyond its outcome", f"{over:.0f} B", "", "< 300 B",
-               over < 300),
-        Figure("  tuple only, beyond its outcome", f"{st['row_bytes'] - st['answer_bytes']:.0f} B",
-               "", "(information)"),
-    ]  # fmt: skip
+# --- the figure groups --------------------------------------------------------------------
 
 
 def run_calls(sizes: Sizes, env: dict[str, str], home: Path, engine: sa.Engine) -> list[Figure]:
-    """The baseline and the per-call, scaling, restore and storage figures."""
-    single, chains, spread = measure_bare(sizes, env, home)
-    got = measure_flowrt(sizes, env, home, engine)
-    return report(sizes, single, spread, chains, got)
+    """Wall and worker CPU per step against the bare hop; scaling, restore and storage."""
+    rounds, deep = calls.measure(sizes, REPEATS, env, home, engine, REDIS_URL)
+    return calls.figures(rounds, deep, sizes)
 
 
 def run_throughput(
     sizes: Sizes, env: dict[str, str], home: Path, engine: sa.Engine
 ) -> list[Figure]:
     """Steps per second on 1 and 2 worker processes."""
+    bare = throughput.measure_bare(sizes.crowd, sizes.crowd_calls, env, home, REDIS_URL)
     runs = throughput.measure(sizes.crowd, sizes.crowd_calls, env, home, engine)
-    return throughput.figures(runs, sizes.crowd_calls)
+    return throughput.figures(bare, runs, sizes.crowd_calls)
 
 
 def run_autoscale(sizes: Sizes, env: dict[str, str], home: Path, engine: sa.Engine) -> list[Figure]:
@@ -298,6 +150,12 @@ def parse_args() -> argparse.Namespace:
         default=",".join(GROUPS),
         help=f"comma-separated figure groups to run, of {','.join(GROUPS)} (default: all)",
     )
+    parser.add_argument(
+        "--loglevel",
+        default="WARNING",
+        choices=["WARNING", "INFO"],
+        help="the level every worker logs at, baseline and flowrt alike (default: WARNING)",
+    )
     args = parser.parse_args()
     args.groups = [g for g in GROUPS if g in args.only.split(",")]
     unknown = set(args.only.split(",")) - set(GROUPS)
@@ -309,6 +167,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> int:
     args = parse_args()
     sizes = QUICK if args.quick else FULL
+    workers.LOGLEVEL["level"] = args.loglevel
     began = time.monotonic()
     figures: list[Figure] = []
     with tempfile.TemporaryDirectory(prefix="flowrt-bench-") as tmp:
@@ -340,7 +199,7 @@ def main() -> int:
             broker.flushdb()
     print(f"flowrt bench ({'quick' if args.quick else 'full'}; {','.join(args.groups)}): "
           f"Redis {REDIS_URL}, PostgreSQL {PG_SERVER}/{BENCH_DB}, {os.cpu_count()} cores, "
-          f"worker pool threads x {worker_concurrency()}")  # fmt: skip
+          f"worker pool threads x {worker_concurrency()}, workers at {args.loglevel}")  # fmt: skip
     print_table(figures)
     print(f"took {time.monotonic() - began:.0f} s")
     return 0 if all(f.met is not False for f in figures) else 1

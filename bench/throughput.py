@@ -24,11 +24,41 @@ class Throughput:
     # Execution row updates per step: its commit, plus a claim whenever the step went through
     # the shared queue (past FLOWRT_STICKY_MAX) rather than the worker's own.
     updates_per_step: float
+    cpu_s: float  # the worker processes' CPU while they ran
+
+    @property
+    def cpu_ms(self) -> float:
+        """The worker processes' CPU per step."""
+        return self.cpu_s * 1000 / self.steps
 
     @property
     def steps_per_s(self) -> float:
         """Steps over the wall time."""
         return self.steps / self.wall_s
+
+
+@dataclass(frozen=True)
+class BareThroughput:
+    """`chains` bare chains of `hops` hops at once on one worker process."""
+
+    chains: int
+    hops_per_s: float
+    cpu_ms: float  # the worker's CPU per hop
+
+
+def measure_bare(
+    count: int, hops: int, env: dict[str, str], home: Path, redis_url: str
+) -> BareThroughput:
+    """`count` bare chains of `hops` hops at once, on one fresh bare-hop worker process."""
+    import config
+    from bench.calls import on_cpu, run_chains, started
+
+    cfg = config.celery_config(config.load())
+    worker = Worker("bench.barehop", "throughput-bare", env, home / "throughput-bare.log")
+    with started(worker, cfg["worker_pool"], cfg["worker_concurrency"]):
+        run_chains(redis_url, 4, 20, timeout_s=60)  # warm-up
+        chains, cpu_s = on_cpu(worker, lambda: run_chains(redis_url, count, hops, 600))
+    return BareThroughput(count, 1000 / chains.throughput_ms, cpu_s * 1000 / (count * hops))
 
 
 def measure(
@@ -58,7 +88,9 @@ def run_on(
         before = updates_so_far(bench.engine)
         # Warm-up: each worker's connections and script cache, on a few executions.
         warm = bench.run_flows(4 * processes, 20, timeout_s=120)
+        cpu_before = sum(worker.cpu_s() for worker in workers)
         run = bench.run_flows(count, calls, timeout_s=600)
+        cpu_s = sum(worker.cpu_s() for worker in workers) - cpu_before
     except BaseException:
         for worker in workers:
             print(f"--- {worker.node} log ---\n{worker.tail()}", file=sys.stderr)
@@ -70,7 +102,7 @@ def run_on(
     updates = updates_so_far(bench.engine) - before
     steps = bench.count_savepoints(run.ids)
     all_steps = steps + bench.count_savepoints(warm.ids)
-    return Throughput(processes, count, steps, run.wall_s, updates / all_steps)
+    return Throughput(processes, count, steps, run.wall_s, updates / all_steps, cpu_s)
 
 
 def updates_so_far(engine: sa.Engine) -> int:
@@ -92,10 +124,21 @@ def updates_so_far(engine: sa.Engine) -> int:
     return int(updates)
 
 
-def figures(runs: list[Throughput], calls: int) -> list[Figure]:
-    """Steps per second on each number of workers, and the second's ratio to the first."""
+def figures(bare: BareThroughput, runs: list[Throughput], calls: int) -> list[Figure]:
+    """Bare hops per second, steps per second on each number of workers against them and
+    against one worker process."""
     one = runs[0]
-    out = []
+    against_bare = one.steps_per_s / bare.hops_per_s
+    out = [
+        Figure(f"hops/s, {bare.chains} bare chains x {calls} hops, 1 worker process",
+               f"{bare.hops_per_s:.0f} hops/s", "", "(baseline)"),
+        Figure("  worker CPU ms/hop", f"{bare.cpu_ms:.3f} ms"),
+        Figure(f"steps/s, {one.executions} executions x {calls} calls, 1 worker process, vs bare",
+               f"{one.steps_per_s:.0f} steps/s", f"{against_bare:.2f}x", ">= 0.7x bare chains",
+               against_bare >= 0.7),
+        Figure("  worker CPU ms/step", f"{one.cpu_ms:.3f} ms", f"{one.cpu_ms / bare.cpu_ms:.2f}x",
+               "(information)"),
+    ]  # fmt: skip
     for run in runs:
         plural = "process" if run.workers == 1 else "processes"
         out.append(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import os
 import socket
 import subprocess
 import sys
@@ -11,6 +13,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+# The log level workers start at, unless a measurement needs another (bench/run.py
+# --loglevel). Each log line costs a worker CPU per task, so the baseline and flowrt must
+# run at the same one.
+LOGLEVEL = {"level": "WARNING"}
 
 
 def wait_until(
@@ -82,13 +88,14 @@ class CeleryProcess:
 
 
 class Worker(CeleryProcess):
-    """A `celery worker` subprocess of app `app`."""
+    """A `celery worker` subprocess of app `app`, at `loglevel` (LOGLEVEL when not given)."""
 
-    ready_text = " ready."
-
-    def __init__(self, app: str, node: str, env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self, app: str, node: str, env: dict[str, str], log_path: Path, loglevel: str = ""
+    ) -> None:
         super().__init__(env, log_path)
         self.app, self.node = app, node
+        self.loglevel = loglevel or LOGLEVEL["level"]
 
     def start(
         self, pool: str, concurrency: int, timeout_s: float = 60.0, *, autoscale: str = ""
@@ -100,11 +107,23 @@ class Worker(CeleryProcess):
         self._spawn(
             [
                 "-A", self.app, "worker", *pool_option, *size,
-                "-n", f"{self.node}@%h", "--loglevel=INFO", "--without-mingle",
+                "-n", f"{self.node}@%h", f"--loglevel={self.loglevel}", "--without-mingle",
             ],
             timeout_s,
         )  # fmt: skip
         return self
+
+    def _ready(self) -> bool:
+        # Whatever its log level: it answers a ping once it consumes.
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"{self.log_path.stem} exited early:\n{self.tail()}")
+        return bool(_control_app().control.ping(destination=[self.node_name], timeout=0.5))
+
+    def cpu_s(self) -> float:
+        """CPU seconds it has used so far, user and system, all its threads (/proc/PID/stat)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     @property
     def node_name(self) -> str:
@@ -135,6 +154,18 @@ class Beat(CeleryProcess):
             timeout_s,
         )
         return self
+
+
+@functools.cache
+def _control_app() -> Any:
+    """A Celery client on the run's broker, to ping workers with."""
+    from celery import Celery
+
+    import config
+
+    app = Celery("bench-control", set_as_current=False)
+    app.conf.update(config.celery_config(config.load()))
+    return app
 
 
 def _status_kb(pid: int, field: str) -> int:
