@@ -25,6 +25,7 @@ from flowrt.storage import open_store
 from flowrt.storage.faults import Backoff, describe, is_permanent, is_transient
 from tasks import pool_choice, shutdown
 from tasks.reconnect import keep_transport_client_on_close
+from tasks.transport import reuse_redis_clients
 
 log = logging.getLogger("flowrt.tasks")
 
@@ -62,6 +63,7 @@ class CeleryDispatcher:
 def create_app(settings: Settings) -> Celery:
     """A Celery app for `settings` with flowrt's step task registered."""
     keep_transport_client_on_close()
+    reuse_redis_clients()
     app = Celery("flowrt", set_as_current=False)
     app.conf.update(celery_config(settings))
     app.flowrt_settings = settings  # type: ignore[attr-defined]
