@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from datetime import datetime
@@ -43,6 +42,7 @@ from flowrt.storage.rows import (
 )
 from flowrt.storage.schema import executions, logs, savepoints
 from flowrt.storage.sources import SourceStatements
+from flowrt.storage.step_sql import OneStatementCommits
 
 
 def open_store(url: str, *, migrate: bool | None = None, pre_ping: bool = True) -> SqlStore:
@@ -118,11 +118,14 @@ class SqlStore(
         self.engine = engine
         self._insert = (postgresql if engine.dialect.name == "postgresql" else sqlite).insert
         # PostgreSQL runs a step's commit as one statement: one round trip, atomic by itself.
-        self._one_statement = engine.dialect.name == "postgresql"
-        self._statements: dict[tuple[tuple[str, ...], bool], str] = {}
+        self._one_statement = (
+            OneStatementCommits(engine) if engine.dialect.name == "postgresql" else None
+        )
 
     def close(self) -> None:
-        """Release the connection pool."""
+        """Release the connection pools."""
+        if self._one_statement is not None:
+            self._one_statement.close()
         self.engine.dispose()
 
     # --- executions -------------------------------------------------------------------------
@@ -207,7 +210,7 @@ class SqlStore(
         if commit.savepoint is not None or "status" in commit.changes:
             values.update(crashes=0, suspect_on=None)  # progress: no longer a suspect
         if self._one_statement and not commit.logs and commit.restored is None:
-            return self._commit_in_one_statement(commit, values)
+            return self._one_statement.commit(commit, values)
         with self.engine.begin() as conn:
             moved = conn.execute(
                 executions.update()
@@ -401,26 +404,6 @@ class SqlStore(
                 for r in conn.execute(query)
             ]
 
-    def _commit_in_one_statement(self, commit: StepCommit, values: dict[str, Any]) -> bool:
-        # WITH moved AS (UPDATE ... WHERE version = :v RETURNING id) INSERT ... SELECT FROM moved:
-        # the savepoint is inserted only if the fenced update matched. Plain SQL, built once per
-        # set of changed columns: SQLAlchemy's statement building cost as much as the commit.
-        columns = tuple(sorted(values))
-        with_savepoint = commit.savepoint is not None
-        sql = self._statements.get((columns, with_savepoint))
-        if sql is None:
-            sql = self._statements[(columns, with_savepoint)] = _one_statement_sql(
-                columns, with_savepoint
-            )
-        params = {f"e_{key}": _pg_value(key, value) for key, value in values.items()}
-        params.update(e_id=commit.execution_id, e_fence=commit.version)
-        if commit.savepoint is not None:
-            row = savepoint_row(commit.savepoint)
-            params.update({f"s_{key}": value for key, value in row.items()})
-            params["s_variables"] = json.dumps(row["variables"])
-        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            return conn.exec_driver_sql(sql, params).first() is not None
-
     # --- private helpers: run inside the caller's transaction --------------------------------
 
     def _locked(
@@ -471,29 +454,4 @@ class SqlStore(
         return chain, sp.id == chain.c.id
 
 
-_JSON_COLUMNS = frozenset({"inputs", "outputs"})
 _UNENDED = (Status.RUNNING.value, Status.WAITING.value, Status.PAUSED.value)
-
-
-def _pg_value(column: str, value: Any) -> Any:
-    return json.dumps(value) if column in _JSON_COLUMNS else value
-
-
-def _one_statement_sql(columns: tuple[str, ...], with_savepoint: bool) -> str:
-    known = set(executions.c.keys())
-    if not set(columns) <= known:
-        raise ValueError(f"not columns of executions: {sorted(set(columns) - known)}")
-    cast = {name: "::json" for name in _JSON_COLUMNS}
-    assignments = ", ".join(f"{c} = %(e_{c})s{cast.get(c, '')}" for c in columns)
-    update = (
-        f"UPDATE executions SET {assignments} "
-        "WHERE id = %(e_id)s AND version = %(e_fence)s RETURNING id"
-    )
-    if not with_savepoint:
-        return update
-    names = savepoints.c.keys()
-    selected = ", ".join(f"%(s_{c})s{'::json' if c == 'variables' else ''}" for c in names)
-    return (
-        f"WITH moved AS ({update}) "
-        f"INSERT INTO savepoints ({', '.join(names)}) SELECT {selected} FROM moved RETURNING id"
-    )
