@@ -3,16 +3,33 @@
 Start a worker with `python -m celery -A bench.barehop worker` (cwd: the repository root) and
 the FLOWRT_* variables of the run; `bench/run.py` does both. The last hop of a chain pushes
 its wall-clock end time onto a Redis list, so the runner can wait on it with BLPOP.
+
+Stock Celery and kombu by default. With BENCH_REUSE_CLIENTS=1 in its environment it takes
+the kombu fix flowrt's workers run with (tasks/transport.py: one Redis client per channel),
+so that flowrt's own cost per step can be told from what that fix saves.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import time
+from pathlib import Path
 
 import redis
 from celery import Celery
 
 import config
+
+if os.environ.get("BENCH_REUSE_CLIENTS") == "1":
+    # By file: importing the `tasks` package would build flowrt's app in this worker too.
+    _spec = importlib.util.spec_from_file_location(
+        "flowrt_transport", Path(__file__).resolve().parent.parent / "tasks" / "transport.py"
+    )
+    assert _spec is not None and _spec.loader is not None
+    _transport = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(_transport)
+    _transport.reuse_redis_clients()
 
 HOP = "bench.hop"
 

@@ -1,9 +1,10 @@
 """The cost of a Flow-API call against a bare Celery hop: worker CPU and wall time per step.
 
-Both run on one worker process of the same pool, concurrency and log level. The machine is
-shared and noisy, so the two are measured in rounds: each round starts a bare-hop worker,
-times its chains, stops it, then starts a flowrt worker and times its executions. Each
-round gives its own ratios; the median round is reported, with the range.
+Each runs on a worker process of its own, of the same pool, concurrency and log level. The
+machine is shared and noisy, so they are measured in rounds, on three workers started
+together (on queues of their own): in each round the stock bare hop, the bare hop with
+flowrt's kombu fix and flowrt take turns, one chain (execution) each and then a fleet.
+Each round gives its own ratios; the median is reported, with the range.
 
 CPU is the worker process's own user + system time (/proc/PID/stat), read just before the
 work is sent and just after the last of it ends: every thread of the worker, Celery's
@@ -54,19 +55,24 @@ class Round:
 
     bare_one: Timed
     bare_fleet: Timed
+    fixed_one: Timed  # the bare hop with flowrt's kombu fix (tasks/transport.py)
+    fixed_fleet: Timed
     flowrt_one: Timed
     flowrt_fleet: Timed
 
 
-def run_chains(redis_url: str, count: int, hops: int, timeout_s: float) -> Chains:
-    """Send `count` bare chains of `hops` hops each and wait for every one to end."""
+def run_chains(
+    redis_url: str, count: int, hops: int, timeout_s: float, queue: str | None = None
+) -> Chains:
+    """Send `count` bare chains of `hops` hops each (to `queue`, else the default queue) and
+    wait for every one to end. A chain's later hops go to its worker's default queue."""
     from bench import barehop
 
     client = redis.Redis.from_url(redis_url)
     run_id = uuid.uuid4().hex
     started = time.time()
     for _ in range(count):
-        barehop.hop.apply_async((run_id, hops - 1))
+        barehop.hop.apply_async((run_id, hops - 1), queue=queue)
     ends: list[float] = []
     deadline = time.monotonic() + timeout_s
     while len(ends) < count:
@@ -90,17 +96,12 @@ def on_cpu(worker: Worker, work: Callable[[], T]) -> tuple[T, float]:
     return done, worker.cpu_s() - before
 
 
-def bare_round(
-    worker: Worker, redis_url: str, hops: int, fleet: int, fleet_hops: int
-) -> tuple[Timed, Timed]:
-    """One chain of `hops` hops, then `fleet` chains of `fleet_hops`, on a started worker."""
-    run_chains(redis_url, 1, 50, timeout_s=60)  # warm-up
-    one, cpu_one = on_cpu(worker, lambda: run_chains(redis_url, 1, hops, timeout_s=300))
-    many, cpu_many = on_cpu(worker, lambda: run_chains(redis_url, fleet, fleet_hops, timeout_s=300))
-    return (
-        Timed(one.throughput_ms, cpu_one * 1000 / hops, one.latency_ms),
-        Timed(many.throughput_ms, cpu_many * 1000 / (fleet * fleet_hops), many.latency_ms),
+def bare_timed(worker: Worker, redis_url: str, queue: str, count: int, hops: int) -> Timed:
+    """`count` bare chains of `hops` hops at once on a started worker consuming `queue`."""
+    chains, cpu_s = on_cpu(
+        worker, lambda: run_chains(redis_url, count, hops, timeout_s=300, queue=queue)
     )
+    return Timed(chains.throughput_ms, cpu_s * 1000 / (count * hops), chains.latency_ms)
 
 
 def flowrt_timed(worker: Worker, bench: Bench, count: int, calls: int) -> tuple[Timed, Run]:
@@ -108,6 +109,11 @@ def flowrt_timed(worker: Worker, bench: Bench, count: int, calls: int) -> tuple[
     run, cpu_s = on_cpu(worker, lambda: bench.run_flows(count, calls, timeout_s=600))
     steps = count * run.calls  # each call and the end are its steps
     return Timed(run.per_call_ms(), cpu_s * 1000 / steps, run.latency_ms()), run
+
+
+# The queues of the two bare-hop workers, apart from flowrt's, so that all three can run at
+# once and take turns: a slow spell of the machine then weighs on all of them alike.
+BARE_QUEUE, FIXED_QUEUE = "bench.bare", "bench.barefix"
 
 
 def measure(
@@ -118,7 +124,9 @@ def measure(
     engine: sa.Engine,
     redis_url: str,
 ) -> tuple[list[Round], dict[str, Any]]:
-    """`repeats` rounds, then the deep figures (scaling, restore, storage) on a last worker."""
+    """`repeats` rounds, each timing the stock bare hop, the bare hop with flowrt's kombu fix
+    and flowrt in turn, on three workers started together; then the deep figures (scaling,
+    restore, storage) on a worker of their own."""
     import config
 
     cfg = config.celery_config(config.load())
@@ -126,25 +134,35 @@ def measure(
     flow_path = home / "loop.py"
     flow_path.write_text(LOOP_FLOW)
     bench = Bench(str(flow_path), engine)
+    bare = Worker("bench.barehop", "barehop", {**env, "FLOWRT_QUEUE": BARE_QUEUE},
+                  home / "barehop.log")  # fmt: skip
+    fixed = Worker("bench.barehop", "barefix",
+                   {**env, "FLOWRT_QUEUE": FIXED_QUEUE, "BENCH_REUSE_CLIENTS": "1"},
+                   home / "barefix.log")  # fmt: skip
+    worker = Worker("tasks", "bench", env, home / "flowrt.log")
     rounds: list[Round] = []
-    smalls: list[Run] = []
-    for number in range(1, repeats + 1):
-        bare = Worker("bench.barehop", f"barehop{number}", env, home / f"barehop{number}.log")
-        with started(bare, pool, concurrency):
-            bare_one, bare_fleet = bare_round(
-                bare, redis_url, sizes.bare_hops, sizes.fleet, sizes.bare_chain_hops
-            )
-        worker = Worker("tasks", f"bench{number}", env, home / f"flowrt{number}.log")
+    with started(bare, pool, concurrency), started(fixed, pool, concurrency):
         with started(worker, pool, concurrency):
-            bench.run_flows(1, 20, timeout_s=60)  # warm-up: connections, script cache
-            one, small = flowrt_timed(worker, bench, 1, sizes.small_calls)
-            fleet, _ = flowrt_timed(worker, bench, sizes.fleet, sizes.fleet_calls)
-        smalls.append(small)
-        rounds.append(Round(bare_one, bare_fleet, one, fleet))
-    deep: dict[str, Any] = {"small": sorted(smalls, key=lambda r: r.wall_s)[repeats // 2]}
+            for queue in (BARE_QUEUE, FIXED_QUEUE):  # warm-up: connections, script cache
+                run_chains(redis_url, 1, 50, timeout_s=60, queue=queue)
+            bench.run_flows(1, 20, timeout_s=60)
+            for _ in range(repeats):
+                ones = (
+                    bare_timed(bare, redis_url, BARE_QUEUE, 1, sizes.bare_hops),
+                    bare_timed(fixed, redis_url, FIXED_QUEUE, 1, sizes.bare_hops),
+                    flowrt_timed(worker, bench, 1, sizes.small_calls)[0],
+                )
+                fleets = (
+                    bare_timed(bare, redis_url, BARE_QUEUE, sizes.fleet, sizes.bare_chain_hops),
+                    bare_timed(fixed, redis_url, FIXED_QUEUE, sizes.fleet, sizes.bare_chain_hops),
+                    flowrt_timed(worker, bench, sizes.fleet, sizes.fleet_calls)[0],
+                )
+                rounds.append(Round(ones[0], fleets[0], ones[1], fleets[1], ones[2], fleets[2]))
+    deep: dict[str, Any] = {}
     worker = Worker("tasks", "deep", env, home / "flowrt-deep.log")
     with started(worker, pool, concurrency):
         bench.run_flows(1, 20, timeout_s=60)
+        deep["small"] = bench.run_flows(1, sizes.small_calls, timeout_s=600)
         deep["big"] = bench.run_flows(1, sizes.big_calls, timeout_s=600, fail=True)
         big_id = deep["big"].ids[0]
         deep["restores"] = [
@@ -213,6 +231,19 @@ def figures(rounds: list[Round], deep: dict[str, Any], sizes: Any) -> list[Figur
             Figure("  worker CPU ms/call", ms(med([mine.cpu_ms for mine, _ in pair])),
                    f"{cpu_ratio:.2f}x", "<= 1.3x bare hop", cpu_ratio <= 1.3),
             Figure("  rounds' CPU ratios", ratio_range(cpu_ratios)),
+        ]  # fmt: skip
+    for label, pair in [
+        ("1 execution", [(r.flowrt_one, r.fixed_one) for r in rounds]),
+        (f"{n} executions", [(r.flowrt_fleet, r.fixed_fleet) for r in rounds]),
+    ]:
+        wall_ratios = [mine.wall_ms / bare.wall_ms for mine, bare in pair]
+        cpu_ratios = [mine.cpu_ms / bare.cpu_ms for mine, bare in pair]
+        out += [
+            Figure(f"  {label}, vs a bare hop with flowrt's kombu fix: wall",
+                   ms(med([bare.wall_ms for _, bare in pair])), f"{med(wall_ratios):.2f}x",
+                   "(information)"),
+            Figure("    worker CPU", ms(med([bare.cpu_ms for _, bare in pair])),
+                   f"{med(cpu_ratios):.2f}x", "(information)"),
         ]  # fmt: skip
     latency = med([r.flowrt_fleet.latency_ms / r.bare_fleet.latency_ms for r in rounds])
     out.append(

@@ -48,10 +48,9 @@ class Sizes:
     sleepers: tuple[int, ...] = reaper.FULL  # sleeping executions the reaper is timed among
 
 
-# Rounds of the bare hop and flowrt, one after the other (bench/calls.py); the median is
-# reported.
-REPEATS = 3
-FULL = Sizes(3000, 100, 1000, 10_000, 50, 200, 3, 3, 10_000, 200, 50)
+# Rounds of the bare hops and flowrt taking turns (bench/calls.py); the median is reported.
+REPEATS = 5
+FULL = Sizes(2000, 100, 1000, 10_000, 50, 100, 3, 3, 10_000, 200, 50)
 QUICK = Sizes(300, 20, 100, 1000, 50, 20, 1, 1, 1000, 50, 20, reaper.QUICK)
 # The figure groups `--only` picks from, in the order they run.
 GROUPS = ("calls", "throughput", "autoscale", "recovery", "memory", "reaper")
