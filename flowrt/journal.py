@@ -31,7 +31,7 @@ class Journal:
         check_execution(self.signer, record)
         if record.head_id is None:
             return [], None
-        timeline = self.store.get_timeline(record.head_id)
+        timeline = self.store.get_timeline(record.head_id, variables=False)
         check_timeline(self.signer, record, timeline)
         entries = []
         for row, after in zip(timeline, [*timeline[1:], None], strict=True):

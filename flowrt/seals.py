@@ -12,6 +12,7 @@ and when the restore-loop limit trips).
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Sequence
@@ -116,4 +117,10 @@ def _savepoint_fields(record: SavepointRecord) -> tuple[Field, ...]:
 
 def _id(value: str | None) -> str | None:
     # SQLite and PostgreSQL may hand an id back in different spellings.
-    return None if value is None else str(uuid.UUID(str(value)))
+    return None if value is None else _spelled(str(value))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _spelled(value: str) -> str:
+    # Cached: a replay checks every id of its timeline, most of them twice.
+    return str(uuid.UUID(value))

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -254,6 +255,14 @@ def test_restore_then_new_savepoint_forms_a_branch_and_timeline_is_the_current_c
     assert _ids(store.get_timeline(c.id)) == [a.id, b.id, c.id]  # the old branch is still there
     assert _ids(store.get_timeline(a.id)) == [a.id]
     assert _ids(store.list_savepoints(execution.id)) == [a.id, b.id, c.id, d.id, e.id]
+
+
+def test_a_timeline_for_replay_leaves_out_only_the_variables_snapshot(store: SqlStore) -> None:
+    _, (a, b) = _chain(store, [None, None])
+    full, lean = store.get_timeline(b.id), store.get_timeline(b.id, variables=False)
+    assert [sp.variables for sp in full] == [a.variables, b.variables] != [None, None]
+    assert [sp.variables for sp in lean] == [None, None]
+    assert [replace(sp, variables=None) for sp in full] == lean
 
 
 def test_timeline_of_one_execution_never_includes_savepoints_of_another(store: SqlStore) -> None:

@@ -326,8 +326,9 @@ class Store(abc.ABC):
         """The savepoint with this id, of whichever execution, or None."""
 
     @abc.abstractmethod
-    def get_timeline(self, head_id: str) -> list[SavepointRecord]:
-        """The chain from the root savepoint to `head_id`, oldest first."""
+    def get_timeline(self, head_id: str, *, variables: bool = True) -> list[SavepointRecord]:
+        """The chain from the root savepoint to `head_id`, oldest first; without `variables`,
+        each record's variables snapshot is left out (None): replay needs none of them."""
 
     @abc.abstractmethod
     def find_named(self, head_id: str, name: str) -> SavepointRecord | None:

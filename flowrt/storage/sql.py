@@ -347,10 +347,14 @@ class SqlStore(
         with self.engine.begin() as conn:
             return self._get_savepoint(conn, savepoint_id)
 
-    def get_timeline(self, head_id: str) -> list[SavepointRecord]:
+    def get_timeline(self, head_id: str, *, variables: bool = True) -> list[SavepointRecord]:
         # The execution's own rows only: without it the planner may scan every savepoint.
         owner = sa.select(savepoints.c.execution_id).where(savepoints.c.id == head_id)
-        query = sa.select(savepoints).join(*self._chain(head_id))
+        columns: list[Any] = list(savepoints.c)
+        if not variables:  # a display snapshot, unsigned: reading and decoding it is waste
+            columns = [c for c in columns if c.name != "variables"]
+            columns.append(sa.null().label("variables"))
+        query = sa.select(*columns).join(*self._chain(head_id))
         query = query.where(savepoints.c.execution_id == owner.scalar_subquery())
         with self.engine.begin() as conn:
             rows = conn.execute(query)
