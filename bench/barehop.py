@@ -1,4 +1,5 @@
-"""The baseline: a bare Celery task that re-enqueues itself, on flowrt's own Celery config.
+"""The baseline: a bare Celery task that re-enqueues itself, on flowrt's own Celery config
+but Celery's own thread pool (of the same size).
 
 Start a worker with `python -m celery -A bench.barehop worker` (cwd: the repository root) and
 the FLOWRT_* variables of the run; `bench/run.py` does both. The last hop of a chain pushes
@@ -36,6 +37,9 @@ HOP = "bench.hop"
 settings = config.load()
 app = Celery("barehop", set_as_current=False)
 app.conf.update(config.celery_config(settings))
+# Celery's own thread pool: flowrt's (tasks.pool) would import the `tasks` package, which
+# builds flowrt's app and with it flowrt's kombu fix, and the baseline would not be stock.
+app.conf.worker_pool = "threads"
 _redis = redis.Redis.from_url(settings.broker_url)
 
 
