@@ -25,6 +25,18 @@ def pg_store(pg_clean):
     store.close()
 
 
+def _on_others(url: str, expression: str) -> int:
+    """`expression` over the other connections to the test database (pg_stat_activity)."""
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        value = conn.exec_driver_sql(
+            f"SELECT {expression} FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).scalar()
+    admin.dispose()
+    return int(value)
+
+
 def _running(store) -> str:
     return store.create_execution("flow", "def handler(system, this):\n    pass\n", {}).id
 
@@ -45,14 +57,7 @@ def test_a_terminated_connection_is_a_transient_sqlalchemy_error_and_is_not_used
     execution_id = _running(pg_store)
     version = pg_store.get_execution(execution_id).version
     assert pg_store.commit_step(StepCommit(execution_id, version, {"message": "warm"}))
-    admin = sa.create_engine(pg_clean, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        killed = conn.exec_driver_sql(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        ).scalar()
-    admin.dispose()
-    assert killed >= 1
+    assert _on_others(pg_clean, "count(pg_terminate_backend(pid))") >= 1
     with pytest.raises(sa.exc.OperationalError) as raised:
         pg_store.commit_step(StepCommit(execution_id, version + 1, {"message": SECRET}))
     assert is_transient(raised.value)
@@ -78,14 +83,8 @@ def test_a_refused_value_is_a_permanent_sqlalchemy_error_without_the_parameters(
 
 
 def _others(url: str) -> int:
-    admin = sa.create_engine(url)
-    with admin.connect() as conn:
-        count = conn.exec_driver_sql(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        ).scalar()
-    admin.dispose()
-    return int(count)
+    """Connections to the test database other than the one asking."""
+    return _on_others(url, "count(*)")
 
 
 def test_closing_the_store_closes_the_direct_pool_too(pg_clean) -> None:
