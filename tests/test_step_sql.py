@@ -20,7 +20,7 @@ SECRET = "s3cr3t-value-0f-a-flow"
 
 @pytest.fixture
 def pg_store(pg_clean):
-    store = open_store(pg_clean)
+    store = open_store(pg_clean, pre_ping=False)  # as a worker opens it: the step retries
     yield store
     store.close()
 
@@ -51,28 +51,50 @@ def test_the_fence_holds_on_the_direct_path(pg_store) -> None:
     assert (record.version, record.message) == (version + 1, "one")
 
 
-def test_a_terminated_connection_is_a_transient_sqlalchemy_error_and_is_not_used_again(
+def _idle_backends(store, count: int) -> list[int]:
+    """The backend pids of `count` connections of the store's pool, left idle in it."""
+    held = [store.engine.raw_connection() for _ in range(count)]
+    pids = []
+    for fairy in held:
+        with fairy.dbapi_connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            pids.append(cursor.fetchone()[0])
+    for fairy in held:
+        fairy.close()
+    return pids
+
+
+def test_after_a_server_restart_one_commit_fails_and_the_next_goes_through(
     pg_store, pg_clean
 ) -> None:
+    """Every idle connection of the pool dies with the server: the first commit fails (a
+    transient error, parameters hidden) and marks the whole pool stale, so the retry gets a
+    new connection rather than the next dead one."""
     execution_id = _running(pg_store)
     version = pg_store.get_execution(execution_id).version
     assert pg_store.commit_step(StepCommit(execution_id, version, {"message": "warm"}))
-    # The backend of the direct pool's (only) connection, as a server restart would end it.
-    pooled = pg_store._one_statement._pool().raw_connection()
-    cursor = pooled.cursor()
-    cursor.execute("SELECT pg_backend_pid()")
-    (pid,) = cursor.fetchone()
-    cursor.close()
-    pooled.close()
-    assert _on_others(pg_clean, f"count(pg_terminate_backend(pid)) FILTER (WHERE pid = {pid})")
+    pids = ", ".join(str(pid) for pid in _idle_backends(pg_store, 4))
+    killed = _on_others(
+        pg_clean, f"count(pg_terminate_backend(pid)) FILTER (WHERE pid IN ({pids}))"
+    )
+    assert killed == 4
     with pytest.raises(sa.exc.OperationalError) as raised:
         pg_store.commit_step(StepCommit(execution_id, version + 1, {"message": SECRET}))
     assert is_transient(raised.value)
     assert raised.value.connection_invalidated
     assert SECRET not in str(raised.value)
-    # The retry gets a new connection and goes through.
     assert pg_store.commit_step(StepCommit(execution_id, version + 1, {"message": "after"}))
     assert pg_store.get_execution(execution_id).message == "after"
+
+
+def test_a_connection_goes_back_to_the_pool_out_of_autocommit(pg_store) -> None:
+    execution_id = _running(pg_store)
+    assert pg_store.commit_step(StepCommit(execution_id, 0, {"message": "stored"}))
+    with pg_store.engine.connect() as conn:  # the connection the commit used, transactional
+        assert conn.connection.dbapi_connection.autocommit is False
+        conn.exec_driver_sql("UPDATE executions SET message = 'rolled back'")
+        conn.rollback()
+    assert pg_store.get_execution(execution_id).message == "stored"
 
 
 def test_a_refused_value_is_a_permanent_sqlalchemy_error_without_the_parameters(
@@ -94,11 +116,11 @@ def _others(url: str) -> int:
     return _on_others(url, "count(*)")
 
 
-def test_closing_the_store_closes_the_direct_pool_too(pg_clean) -> None:
+def test_the_direct_path_opens_no_pool_of_its_own(pg_clean) -> None:
     before = _others(pg_clean)
     store = open_store(pg_clean)
     execution_id = _running(store)
     assert store.commit_step(StepCommit(execution_id, 0, {"message": "x"}))
-    assert _others(pg_clean) >= before + 2  # its own pool and the direct one
+    assert _others(pg_clean) == before + 1  # one pool, one connection for all of it
     store.close()
     assert _others(pg_clean) == before, "the store left connections open"

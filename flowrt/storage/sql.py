@@ -123,9 +123,7 @@ class SqlStore(
         )
 
     def close(self) -> None:
-        """Release the connection pools."""
-        if self._one_statement is not None:
-            self._one_statement.close()
+        """Release the connection pool."""
         self.engine.dispose()
 
     # --- executions -------------------------------------------------------------------------

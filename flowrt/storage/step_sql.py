@@ -1,23 +1,23 @@
-"""A step's commit on PostgreSQL: one statement, sent on a pooled connection in autocommit.
+"""A step's commit on PostgreSQL: one statement, sent straight to the driver in autocommit.
 
 `WITH moved AS (UPDATE ... WHERE version = :v RETURNING id) INSERT ... SELECT FROM moved`:
 the savepoint is inserted only if the fenced update matched, in one round trip, atomic by
 itself. The statement is plain SQL built once per set of changed columns (SQLAlchemy's
 statement building cost as much as the commit), and it goes straight to the driver on a
-connection of a pool of its own, opened in autocommit: no transaction to begin, no
-isolation level to set and reset, no rollback when the connection goes back. That is
-about half of what the same statement costs through a SQLAlchemy `Connection`.
+connection of the store's pool, switched to autocommit (psycopg's switch costs no round
+trip) and back: no transaction to begin, no SQLAlchemy `Connection` to build. That is about
+half of what the same statement costs through a `Connection`.
 
 Driver errors come out as SQLAlchemy's (`sqlalchemy.exc.OperationalError` and its kin),
 with the parameters hidden, as every other statement's do: the step's retry of transient
-faults sees no difference. A connection the error shows to be broken is dropped from the
-pool.
+faults sees no difference. When the error shows the connection broken, the whole pool is
+marked stale as SQLAlchemy does (after a server restart every idle connection is dead), so
+one commit fails, not one per idle connection.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,8 +34,6 @@ class OneStatementCommits:
 
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
-        self._autocommit: sa.Engine | None = None
-        self._lock = threading.Lock()
         self._statements: dict[tuple[tuple[str, ...], bool], str] = {}
 
     def commit(self, commit: StepCommit, values: dict[str, Any]) -> bool:
@@ -56,46 +54,29 @@ class OneStatementCommits:
             params["s_variables"] = json.dumps(row["variables"])
         return self._run(sql, params)
 
-    def close(self) -> None:
-        """Release the pool of autocommit connections."""
-        with self._lock:
-            engine, self._autocommit = self._autocommit, None
-        if engine is not None:
-            engine.dispose()
-
-    def _pool(self) -> sa.Engine:
-        engine = self._autocommit
-        if engine is None:
-            with self._lock:
-                if self._autocommit is None:
-                    self._autocommit = sa.create_engine(
-                        self._engine.url,
-                        isolation_level="AUTOCOMMIT",
-                        pool_reset_on_return=None,  # autocommit: nothing to roll back
-                        pool_size=self._engine.pool.size(),  # type: ignore[attr-defined]
-                        max_overflow=self._engine.pool._max_overflow,  # type: ignore[attr-defined]
-                        hide_parameters=True,
-                    )
-                engine = self._autocommit
-        return engine
-
     def _run(self, sql: str, params: dict[str, Any]) -> bool:
-        engine = self._pool()
+        engine = self._engine
         dialect = engine.dialect
         dbapi_error = dialect.loaded_dbapi.Error
         fairy: Any = None
         try:
             fairy = engine.raw_connection()
-            cursor = fairy.cursor()
+            raw = fairy.dbapi_connection
+            raw.autocommit = True  # the driver's own switch: no round trip
             try:
-                cursor.execute(sql, params)
-                return cursor.fetchone() is not None
+                with raw.cursor() as cursor:
+                    cursor.execute(sql, params)
+                    return cursor.fetchone() is not None
             finally:
-                cursor.close()
+                if not raw.broken:  # as the pool's other users expect it
+                    raw.autocommit = False
         except dbapi_error as error:
             broken = fairy is None or dialect.is_disconnect(error, fairy.dbapi_connection, None)
             if fairy is not None and broken:
-                fairy.invalidate(error)
+                # As SQLAlchemy's own `Connection` does: every connection of the pool opened
+                # before this one is stale too (a server restart), and is replaced on checkout.
+                engine.pool._invalidate(fairy, error)
+                fairy = None
             raise sa.exc.DBAPIError.instance(
                 sql,
                 params,
@@ -105,6 +86,12 @@ class OneStatementCommits:
                 connection_invalidated=broken,
                 dialect=dialect,
             ) from error
+        except BaseException as error:
+            # Interrupted mid-statement: the connection's state is unknown; never reuse it.
+            if fairy is not None:
+                fairy.invalidate(error)
+                fairy = None
+            raise
         finally:
             if fairy is not None:
                 fairy.close()
