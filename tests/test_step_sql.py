@@ -97,6 +97,25 @@ def test_a_connection_goes_back_to_the_pool_out_of_autocommit(pg_store) -> None:
     assert pg_store.get_execution(execution_id).message == "stored"
 
 
+def test_a_connection_that_cannot_leave_autocommit_is_not_given_back(pg_store, monkeypatch) -> None:
+    import psycopg
+
+    switch = psycopg.Connection.autocommit
+
+    def refuse_to_leave(self, value: bool) -> None:
+        if not value:
+            raise psycopg.ProgrammingError("cannot change autocommit now")
+        switch.fset(self, value)
+
+    execution_id = _running(pg_store)
+    monkeypatch.setattr(psycopg.Connection, "autocommit", property(switch.fget, refuse_to_leave))
+    with pytest.raises(sa.exc.ProgrammingError):
+        pg_store.commit_step(StepCommit(execution_id, 0, {"message": "x"}))
+    monkeypatch.undo()
+    with pg_store.engine.connect() as conn:  # whatever connection the pool gives now
+        assert conn.connection.dbapi_connection.autocommit is False
+
+
 def test_a_refused_value_is_a_permanent_sqlalchemy_error_without_the_parameters(
     pg_store,
 ) -> None:

@@ -77,6 +77,10 @@ class OneStatementCommits:
                 # before this one is stale too (a server restart), and is replaced on checkout.
                 engine.pool._invalidate(fairy, error)
                 fairy = None
+            elif fairy is not None and fairy.dbapi_connection.autocommit:
+                # Not switched back: the pool's other users would lose their transactions.
+                fairy.invalidate(error)
+                fairy = None
             raise sa.exc.DBAPIError.instance(
                 sql,
                 params,
