@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+from conftest import run_flow
 
+import flowrt
 from flowrt.status import Status
 from flowrt.storage import open_store
 from flowrt.storage.base import StepCommit
@@ -143,3 +145,32 @@ def test_the_direct_path_opens_no_pool_of_its_own(pg_clean) -> None:
     assert _others(pg_clean) == before + 1  # one pool, one connection for all of it
     store.close()
     assert _others(pg_clean) == before, "the store left connections open"
+
+
+HOSTILE = """
+import flow_api
+
+def handler(system, this):
+    weird = "a\\x00b"
+    nan = float("nan")
+    big = "x" * 3_000_000
+    this.get("input_value")
+    raise ValueError("bad\\x00data " + str(nan))
+"""
+
+
+def test_a_flows_hostile_data_reaches_the_direct_commit_stored_not_refused(
+    flowrt_env, pg_clean, tmp_path
+) -> None:
+    """Through `flowrt.start` on PostgreSQL (the step commits take the direct path): a NUL in
+    a variable and in the error, NaN, a 3 MB string - each savepoint is stored and the
+    execution ends with its error, rather than a driver refusal retried or lost."""
+    flowrt_env(FLOWRT_DATABASE_URL=pg_clean)
+    handle = run_flow(flowrt.default_client(), tmp_path, HOSTILE)
+    record = handle.record()
+    assert record.status is Status.ENDED_ERROR
+    assert record.message == "ValueError: bad\\x00data nan"
+    (get,) = [sp for sp in handle.savepoints() if sp.call == "get"]
+    assert get.variables is not None
+    assert "\x00" not in str(get.variables) and "\\x00" in get.variables["weird"]
+    assert len(get.variables["big"]) < 1000  # a bounded snapshot, not the 3 MB
