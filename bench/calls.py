@@ -96,10 +96,11 @@ def on_cpu(worker: Worker, work: Callable[[], T]) -> tuple[T, float]:
     return done, worker.cpu_s() - before
 
 
-def bare_timed(worker: Worker, redis_url: str, queue: str, count: int, hops: int) -> Timed:
-    """`count` bare chains of `hops` hops at once on a started worker consuming `queue`."""
+def bare_timed(worker: Worker, redis_url: str, queue: str | None, count: int, hops: int) -> Timed:
+    """`count` bare chains of `hops` hops at once on a started worker consuming `queue` (or
+    the default queue)."""
     chains, cpu_s = on_cpu(
-        worker, lambda: run_chains(redis_url, count, hops, timeout_s=300, queue=queue)
+        worker, lambda: run_chains(redis_url, count, hops, timeout_s=600, queue=queue)
     )
     return Timed(chains.throughput_ms, cpu_s * 1000 / (count * hops), chains.latency_ms)
 
@@ -191,6 +192,14 @@ class started:
         self.worker.stop()
 
 
+def ratios(pairs: list[tuple[Timed, Timed]]) -> tuple[list[float], list[float]]:
+    """Each round's wall and CPU ratio of its (flowrt, baseline) pair."""
+    return (
+        [mine.wall_ms / base.wall_ms for mine, base in pairs],
+        [mine.cpu_ms / base.cpu_ms for mine, base in pairs],
+    )
+
+
 def ratio_range(ratios: list[float]) -> str:
     """The range of the rounds' ratios as printed."""
     return f"{min(ratios):.2f}-{max(ratios):.2f}x"
@@ -220,8 +229,7 @@ def figures(rounds: list[Round], deep: dict[str, Any], sizes: Any) -> list[Figur
         (f"{n} executions", sizes.fleet_calls, [(r.flowrt_fleet, r.bare_fleet) for r in rounds]),
     ]
     for label, calls, pair in pairs:
-        wall_ratios = [mine.wall_ms / bare.wall_ms for mine, bare in pair]
-        cpu_ratios = [mine.cpu_ms / bare.cpu_ms for mine, bare in pair]
+        wall_ratios, cpu_ratios = ratios(pair)
         wall_ratio, cpu_ratio = med(wall_ratios), med(cpu_ratios)
         out += [
             Figure(f"flowrt, {label} x {calls} calls: wall ms/call",
@@ -236,8 +244,7 @@ def figures(rounds: list[Round], deep: dict[str, Any], sizes: Any) -> list[Figur
         ("1 execution", [(r.flowrt_one, r.fixed_one) for r in rounds]),
         (f"{n} executions", [(r.flowrt_fleet, r.fixed_fleet) for r in rounds]),
     ]:
-        wall_ratios = [mine.wall_ms / bare.wall_ms for mine, bare in pair]
-        cpu_ratios = [mine.cpu_ms / bare.cpu_ms for mine, bare in pair]
+        wall_ratios, cpu_ratios = ratios(pair)
         out += [
             Figure(f"  {label}, vs a bare hop with flowrt's kombu fix: wall",
                    ms(med([bare.wall_ms for _, bare in pair])), f"{med(wall_ratios):.2f}x",

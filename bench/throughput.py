@@ -51,14 +51,14 @@ def measure_bare(
 ) -> BareThroughput:
     """`count` bare chains of `hops` hops at once, on one fresh bare-hop worker process."""
     import config
-    from bench.calls import on_cpu, run_chains, started
+    from bench.calls import bare_timed, run_chains, started
 
     cfg = config.celery_config(config.load())
     worker = Worker("bench.barehop", "throughput-bare", env, home / "throughput-bare.log")
     with started(worker, cfg["worker_pool"], cfg["worker_concurrency"]):
         run_chains(redis_url, 4, 20, timeout_s=60)  # warm-up
-        chains, cpu_s = on_cpu(worker, lambda: run_chains(redis_url, count, hops, 600))
-    return BareThroughput(count, 1000 / chains.throughput_ms, cpu_s * 1000 / (count * hops))
+        timed = bare_timed(worker, redis_url, None, count, hops)
+    return BareThroughput(count, 1000 / timed.wall_ms, timed.cpu_ms)
 
 
 def measure(

@@ -57,6 +57,10 @@ class CeleryProcess:
         assert self.proc is not None
         if self.proc.poll() is not None:
             raise RuntimeError(f"{self.log_path.stem} exited early:\n{self.tail()}")
+        return self._up()
+
+    def _up(self) -> bool:
+        """Whether the running process is ready to work."""
         return self.ready_text in self.log_path.read_text(errors="replace")
 
     def tail(self, lines: int = 30) -> str:
@@ -113,11 +117,8 @@ class Worker(CeleryProcess):
         )  # fmt: skip
         return self
 
-    def _ready(self) -> bool:
+    def _up(self) -> bool:
         # Whatever its log level: it answers a ping once it consumes.
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"{self.log_path.stem} exited early:\n{self.tail()}")
         return bool(_control_app().control.ping(destination=[self.node_name], timeout=0.5))
 
     def cpu_s(self) -> float:
